@@ -1,0 +1,57 @@
+# webhookd — see README.md. Every target does its own set-up.
+GO        ?= go
+BIN       := bin/webhookd
+PKGS      := ./...
+TESTFLAGS ?= -race -count=1 -timeout 30m
+
+.PHONY: build run test test-short lint bench soak fuzz deps sdk-deps clean
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/webhookd
+
+# run: start webhookd with an embedded NATS and a managed redis-server.
+run: build deps
+	$(BIN) serve --allow-insecure-endpoints $(ARGS)
+
+# deps: what the tests and `make run` need beyond Go: redis-server (and
+# node/npm for the SDK contract test). Installs with apt-get when root;
+# otherwise says what to install.
+deps:
+	@bash scripts/ensure-deps.sh
+
+sdk-deps: deps
+	cd test/sdk && npm ci --no-audit --no-fund --loglevel=error
+
+# FUZZ lists package:target pairs; each gets a short fuzz run after the
+# tests (their seed corpora also run as plain tests above).
+FUZZ      := signer:FuzzVerify api:FuzzDecodeWebhook batcher:FuzzAppendEnvelope \
+             batcher:FuzzParse dispatcher:FuzzParseSubject subscriptions:FuzzValidateEndpoint
+FUZZTIME  ?= 5s
+
+test: deps sdk-deps build
+	$(GO) vet $(PKGS)
+	$(GO) test $(TESTFLAGS) $(PKGS)
+	@$(MAKE) --no-print-directory fuzz
+
+# fuzz: a short run of every fuzz target (FUZZTIME=1m make fuzz for longer).
+fuzz:
+	@for f in $(FUZZ); do \
+	  echo "fuzz $$f ($(FUZZTIME))"; \
+	  $(GO) test -run='^$$' -fuzz="^$${f#*:}$$" -fuzztime=$(FUZZTIME) ./$${f%%:*} || exit 1; \
+	done
+
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+lint:
+	@command -v golangci-lint >/dev/null || $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@latest
+	golangci-lint run
+
+bench: deps build
+	$(GO) run ./test/bench $(BENCHARGS)
+
+soak: deps build
+	$(GO) test -race -count=1 -timeout 60m -run 'TestFault' ./test -v -soak
+
+clean:
+	rm -rf bin data

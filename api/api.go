@@ -1,0 +1,85 @@
+// Package api serves the HTTP API that manages webhooks. It is
+// wire-compatible with Klaviyo's public Webhooks API (JSON:API documents,
+// both trailing-slash forms, percent-encoded topic ids, exact status
+// codes), so Klaviyo's official SDKs work against it unchanged, and adds a
+// few extensions under /webhookd/ and /healthz that Klaviyo does not use.
+//
+// Every route is listed in routes.go; errors become HTTP statuses and
+// JSON:API error objects in exactly one place, errors.go.
+package api
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/rs/zerolog"
+
+	"github.com/webhookd/webhookd/subscriptions"
+)
+
+// Config configures the API handler. Zero fields take the defaults shown.
+type Config struct {
+	// AllowInsecureEndpoints permits http:// endpoints and loopback or
+	// private hosts (false: https to public hosts only). For local
+	// development and tests.
+	AllowInsecureEndpoints bool
+	// MaxBodyBytes caps a request body (64 KiB); larger bodies get 413.
+	// A webhook request is a few hundred bytes plus its topic list.
+	MaxBodyBytes int64
+	// MaxWebhooksPerAccount is the store's limit, only quoted in the
+	// error a create over the limit gets (10, as Klaviyo and
+	// subscriptions.Config). The store enforces it.
+	MaxWebhooksPerAccount int
+	// Version is reported by /healthz in the Webhookd-Version header
+	// ("dev").
+	Version string
+}
+
+const defaultMaxBodyBytes = 64 << 10
+
+func (c Config) withDefaults() Config {
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = defaultMaxBodyBytes
+	}
+	if c.MaxWebhooksPerAccount <= 0 {
+		c.MaxWebhooksPerAccount = 10
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	return c
+}
+
+// Store is what the API needs from the webhook registry; *subscriptions.Store
+// implements it.
+type Store interface {
+	Create(ctx context.Context, nw subscriptions.NewWebhook) (subscriptions.Webhook, error)
+	Get(ctx context.Context, account, id string) (subscriptions.Webhook, error)
+	List(ctx context.Context, account string) ([]subscriptions.Webhook, error)
+	Update(ctx context.Context, account, id string, p subscriptions.Patch) (subscriptions.Webhook, error)
+	Delete(ctx context.Context, account, id string) error
+	Topics(ctx context.Context, account string) ([]string, error)
+	HasTopic(ctx context.Context, account, topic string) (bool, error)
+}
+
+// Keys resolves an API key to its account; subscriptions.Keyring
+// implements it. Lookup must compare keys in constant time.
+type Keys interface {
+	Lookup(key string) (account string, ok bool)
+}
+
+// server holds the dependencies of every handler.
+type server struct {
+	cfg   Config
+	store Store
+	keys  Keys
+	log   zerolog.Logger
+}
+
+// New returns the API handler: the Klaviyo-compatible Webhooks API, the
+// delivery-state extension and /healthz, with an access log line per
+// request written to log.
+func New(cfg Config, store Store, keys Keys, log zerolog.Logger) http.Handler {
+	s := &server{cfg: cfg.withDefaults(), store: store, keys: keys, log: log}
+	return s.accessLog(s.routes())
+}

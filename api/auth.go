@@ -1,0 +1,61 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strings"
+)
+
+// handler is an API handler of one authenticated account. Its error
+// becomes the response through fail.
+type handler func(w http.ResponseWriter, r *http.Request, account string) error
+
+// auth authenticates the request and runs h for its account. The key is
+// read from "Authorization: Klaviyo-API-Key <key>" or "Bearer <key>"
+// (scheme case-insensitive) and never logged. The revision header is
+// accepted whatever its value, and its absence means the latest.
+func (s *server) auth(h handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key, ok := credentials(r.Header.Get("Authorization"))
+		if !ok {
+			s.fail(w, r, errNoCredentials)
+			return
+		}
+		account, ok := s.keys.Lookup(key)
+		if !ok {
+			s.fail(w, r, errBadCredentials)
+			return
+		}
+		setAccount(r.Context(), account)
+		if err := h(w, r, account); err != nil {
+			s.fail(w, r, err)
+		}
+	})
+}
+
+// credentials extracts the key of an Authorization header value.
+func credentials(header string) (key string, ok bool) {
+	scheme, key, found := strings.Cut(strings.TrimSpace(header), " ")
+	if !found {
+		return "", false
+	}
+	if !strings.EqualFold(scheme, "Klaviyo-API-Key") && !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	key = strings.TrimSpace(key)
+	return key, key != ""
+}
+
+// requestInfo carries what the access log learns while the request runs.
+type requestInfo struct {
+	account string
+}
+
+type requestInfoKey struct{}
+
+// setAccount records the authenticated account for the access log.
+func setAccount(ctx context.Context, account string) {
+	if info, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok {
+		info.account = account
+	}
+}

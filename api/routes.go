@@ -1,0 +1,74 @@
+package api
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// routes returns the mux with every route of the API. Klaviyo's paths
+// come in both forms: revision 2024-07-15 (Node SDK v11) used trailing
+// slashes, later revisions do not. {$} keeps a trailing-slash pattern
+// from matching a whole subtree. A path with a route but not for the
+// request's method gets a JSON:API 405; any other path a JSON:API 404.
+func (s *server) routes() http.Handler {
+	table := []struct {
+		method, pattern string
+		h               http.Handler
+	}{
+		{"GET", "/healthz", http.HandlerFunc(s.healthz)},
+
+		{"GET", "/api/webhooks", s.auth(s.listWebhooks)},
+		{"GET", "/api/webhooks/{$}", s.auth(s.listWebhooks)},
+		{"POST", "/api/webhooks", s.auth(s.createWebhook)},
+		{"POST", "/api/webhooks/{$}", s.auth(s.createWebhook)},
+		{"GET", "/api/webhooks/{id}", s.auth(s.getWebhook)},
+		{"GET", "/api/webhooks/{id}/{$}", s.auth(s.getWebhook)},
+		{"PATCH", "/api/webhooks/{id}", s.auth(s.updateWebhook)},
+		{"PATCH", "/api/webhooks/{id}/{$}", s.auth(s.updateWebhook)},
+		{"DELETE", "/api/webhooks/{id}", s.auth(s.deleteWebhook)},
+		{"DELETE", "/api/webhooks/{id}/{$}", s.auth(s.deleteWebhook)},
+
+		// Topic ids contain ':' and arrive percent-encoded
+		// (event%3Aklaviyo.sent_sms); PathValue decodes them.
+		{"GET", "/api/webhook-topics", s.auth(s.listTopics)},
+		{"GET", "/api/webhook-topics/{$}", s.auth(s.listTopics)},
+		{"GET", "/api/webhook-topics/{id}", s.auth(s.getTopic)},
+		{"GET", "/api/webhook-topics/{id}/{$}", s.auth(s.getTopic)},
+
+		// Extension: why a webhook is in error or was disabled.
+		{"GET", "/webhookd/webhooks/{id}/delivery-state", s.auth(s.getDeliveryState)},
+	}
+
+	mux := http.NewServeMux()
+	allowed := map[string][]string{}
+	for _, rt := range table {
+		mux.Handle(rt.method+" "+rt.pattern, rt.h)
+		allowed[rt.pattern] = append(allowed[rt.pattern], rt.method)
+		if rt.method == http.MethodGet {
+			allowed[rt.pattern] = append(allowed[rt.pattern], http.MethodHead)
+		}
+	}
+	for pattern, methods := range allowed {
+		mux.Handle(pattern, s.methodNotAllowed(methods))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.fail(w, r, errNotFound) })
+	return mux
+}
+
+// methodNotAllowed answers a method without a route on a known path.
+func (s *server) methodNotAllowed(methods []string) http.Handler {
+	methods = slices.Sorted(slices.Values(methods))
+	allow := strings.Join(methods, ", ")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		s.fail(w, r, methodNotAllowed(r.Method))
+	})
+}
+
+// healthz reports that the process serves HTTP; it needs no key.
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Webhookd-Version", s.cfg.Version)
+	_, _ = w.Write([]byte("ok"))
+}

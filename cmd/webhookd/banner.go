@@ -1,0 +1,97 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// bannerInfo is what the start-up banner shows.
+type bannerInfo struct {
+	APIURL       string
+	Key          string // generated API key, printed only here; empty if configured
+	Account      string // account of the generated key
+	NATSURL      string
+	NATSDesc     string
+	RedisDesc    string
+	Subjects     []string
+	InsecureOK   bool
+	ProgramName  string
+	SinkAddrPort string
+}
+
+// printBanner writes one human-readable block to w (stderr, not the JSON
+// log): where the API and NATS are, the generated API key (the only place
+// it ever appears), and commands to try webhookd end to end.
+func printBanner(w io.Writer, b bannerInfo) {
+	var s strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&s, format+"\n", a...) }
+	key := b.Key
+	p("")
+	p("webhookd %s is running", version)
+	p("  API        %s  (health: %s/healthz)", b.APIURL, b.APIURL)
+	if key != "" {
+		p("  API key    %s  (account %q; generated, shown only this once:", key, b.Account)
+		p("             pass --api-key %s=%s to keep it across restarts)", key, b.Account)
+	} else {
+		key = "$WEBHOOKD_KEY"
+		p("  API keys   from --api-key/WEBHOOKD_API_KEYS (set WEBHOOKD_KEY=<your key> for the commands below)")
+	}
+	p("  NATS       %s  (%s)", b.NATSURL, b.NATSDesc)
+	p("             producers publish events on <topic> or <topic>.<account>; stream subjects %s", strings.Join(b.Subjects, ","))
+	p("  Redis      %s", b.RedisDesc)
+	p("")
+
+	secret := demoSecret()
+	body := `{"data":{"type":"webhook","attributes":{"name":"dev sink","endpoint_url":"http://` + b.SinkAddrPort +
+		`/hook","secret_key":"` + secret + `"},"relationships":{"webhook-topics":{"data":[{"type":"webhook-topic","id":"event:klaviyo.sent_sms"}]}}}}`
+	p("Try it end to end:")
+	p("  # 1. in another terminal, a receiving endpoint that verifies signatures")
+	p("  %s sink --addr %s --secret %s", b.ProgramName, b.SinkAddrPort, secret)
+	p("  # 2. create a webhook for event:klaviyo.sent_sms pointing at it")
+	authQuote := "'"
+	if strings.HasPrefix(key, "$") {
+		authQuote = `"` // let the shell expand $WEBHOOKD_KEY
+	}
+	p("  curl -sS -X POST %s/api/webhooks \\", b.APIURL)
+	p("    -H %sAuthorization: Klaviyo-API-Key %s%s \\", authQuote, key, authQuote)
+	p("    -H 'revision: 2026-07-15' -H 'Content-Type: application/vnd.api+json' \\")
+	p("    -d '%s'", body)
+	if !b.InsecureOK {
+		p("    (an http://127.0.0.1 endpoint needs serve --allow-insecure-endpoints)")
+	}
+	p("  # 3. publish 100 generated sent_sms events; the sink reports them")
+	p("  %s publish --nats-url %s --topic event:klaviyo.sent_sms --generate --count 100", b.ProgramName, b.NATSURL)
+	p("")
+	_, _ = io.WriteString(w, s.String())
+}
+
+// demoSecret returns a fresh webhook secret for the banner's example.
+func demoSecret() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // never fails since Go 1.24
+	return "whsec_dev_" + hex.EncodeToString(b[:])
+}
+
+// programName is how the banner's commands invoke webhookd: the running
+// binary, relative to the working directory when it is under it
+// (bin/webhookd after `make run`), so the commands paste as they are.
+func programName() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "webhookd"
+	}
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, exe); err == nil && !strings.HasPrefix(rel, "..") {
+			if !strings.Contains(rel, string(filepath.Separator)) {
+				rel = "." + string(filepath.Separator) + rel
+			}
+			return rel
+		}
+	}
+	return exe
+}

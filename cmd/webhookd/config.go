@@ -1,0 +1,279 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/webhookd/webhookd/subscriptions"
+)
+
+// serveConfig is the configuration of `webhookd serve`, read from flags
+// and their WEBHOOKD_* environment twins (flags win). Defaults and
+// meanings are DESIGN.md's configuration table; see newServeFlags.
+type serveConfig struct {
+	HTTPAddr       string
+	NATSURL        string // empty: embedded nats-server
+	NATSListen     string
+	NATSSyncAlways bool
+	RedisURL       string // empty: managed redis-server
+	DataDir        string
+
+	APIKeys    []string // KEY=ACCOUNT entries
+	APIKeysEnv bool     // APIKeys came from WEBHOOKD_API_KEYS
+
+	DefaultAccount         string
+	AllowInsecureEndpoints bool
+	Subjects               []string
+	StreamReplicas         int
+	MaxWebhooksPerAccount  int
+
+	DeliveryTimeout time.Duration
+	MaxInFlight     int
+	BatchMaxEvents  int
+	BatchMaxBytes   byteSize
+	BatchLinger     time.Duration
+	BackoffBase     time.Duration
+	BackoffMax      time.Duration
+	DisableAfter    time.Duration
+	SemaphoreLease  time.Duration
+
+	LogLevel  string
+	LogFormat string
+}
+
+// Limits of the validated values, with the reason for each.
+const (
+	// maxBatchEvents is Klaviyo's documented batch size; receivers written
+	// against Klaviyo reject more (reference §7.4).
+	maxBatchEvents = 1000
+	// maxInFlightLimit bounds --max-in-flight: more than this per webhook
+	// is a denial of service on the receiver, not a tuning knob.
+	maxInFlightLimit = 1000
+	// minBatchBytes and maxBatchBytes bound --batch-max-bytes: below 1 KiB
+	// hardly one event fits; above 64 MiB receivers and proxies refuse.
+	minBatchBytes = 1 << 10
+	maxBatchBytes = 64 << 20
+)
+
+// newServeFlags returns the FlagSet of `serve`, writing into cfg. The
+// defaults are DESIGN.md's; the choices it leaves open are explained in
+// the usage text.
+func newServeFlags(cfg *serveConfig, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: webhookd serve [flags]\n\n"+
+			"Serves the Webhooks API and delivers events. Every flag has an environment twin\n"+
+			"WEBHOOKD_<FLAG> (upper case, dashes as underscores); flags win. --api-key's twin is\n"+
+			"WEBHOOKD_API_KEYS, a comma list of KEY=ACCOUNT.\n\n")
+		fs.PrintDefaults()
+	}
+	cfg.BatchMaxBytes = 4 << 20
+	cfg.Subjects = []string{"event:klaviyo.>"}
+
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "API listen `address` (host:port)")
+	fs.StringVar(&cfg.NATSURL, "nats-url", "", "external NATS `URL`s (comma list); empty starts an embedded JetStream server")
+	fs.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4222", "client `address` of the embedded NATS server (host:port; port 0 picks a free one)")
+	fs.BoolVar(&cfg.NATSSyncAlways, "nats-sync-always", true, "embedded NATS fsyncs every write (default on: a single node otherwise loses up to 2 min of acknowledged events on power loss; turn off for benchmarks)")
+	fs.StringVar(&cfg.RedisURL, "redis-url", "", "external Redis `URL` (redis://, rediss://, unix://); empty starts and supervises a local redis-server")
+	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "`directory` for the embedded NATS store and the managed Redis files (AOF on)")
+	fs.Var((*stringList)(&cfg.APIKeys), "api-key", "API key as `KEY=ACCOUNT`, repeatable; none given: generate one for --default-account and print it once")
+	fs.StringVar(&cfg.DefaultAccount, "default-account", "default", "`account` of events published on a bare topic subject")
+	fs.BoolVar(&cfg.AllowInsecureEndpoints, "allow-insecure-endpoints", false, "permit http:// and loopback/private endpoints (local development, tests)")
+	fs.Var((*commaList)(&cfg.Subjects), "subjects", "JetStream stream `subjects`, comma list; the first token must be literal (NATS cannot capture > or *.>)")
+	fs.IntVar(&cfg.StreamReplicas, "stream-replicas", 1, "JetStream replicas of the event and dead-letter streams, 1-5 (3 on a NATS cluster); applied at start-up, also to existing streams")
+	fs.IntVar(&cfg.MaxWebhooksPerAccount, "max-webhooks-per-account", 10, "webhooks per account (Klaviyo's limit)")
+
+	fs.DurationVar(&cfg.DeliveryTimeout, "delivery-timeout", 5*time.Second, "whole-request `deadline` of a delivery (Klaviyo: 5s)")
+	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", 10, "concurrent requests per webhook across replicas, 1-1000")
+	fs.IntVar(&cfg.BatchMaxEvents, "batch-max-events", 1000, "events per request, 1-1000")
+	fs.Var(&cfg.BatchMaxBytes, "batch-max-bytes", "body size cap per request: plain bytes (4194304) or with a unit (4MiB, 512KiB, 1MB)")
+	fs.DurationVar(&cfg.BatchLinger, "batch-linger", 200*time.Millisecond, "how long a partial batch waits for more events (latency vs. requests)")
+	fs.DurationVar(&cfg.BackoffBase, "backoff-base", time.Second, "first retry delay; doubles per failure")
+	fs.DurationVar(&cfg.BackoffMax, "backoff-max", time.Hour, "retry delay cap")
+	fs.DurationVar(&cfg.DisableAfter, "disable-after", 48*time.Hour, "continuous error time before a webhook is disabled")
+	fs.DurationVar(&cfg.SemaphoreLease, "semaphore-lease", 30*time.Second, "lease of an in-flight slot, at least 2×--delivery-timeout + --batch-linger + 1s (a crashed replica's slots return after it)")
+
+	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log `level`: debug, info, warn, error")
+	fs.StringVar(&cfg.LogFormat, "log-format", "json", "log `format`: json or console")
+	return fs
+}
+
+// parseServeConfig parses the arguments of `serve` and the environment,
+// then validates the result. Every error names the flag at fault and the
+// value tried. It returns flag.ErrHelp for -h.
+func parseServeConfig(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
+	var cfg serveConfig
+	fs := newServeFlags(&cfg, stderr)
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	fromEnv, err := applyEnv(fs, getenv, "api-key")
+	if err != nil {
+		return cfg, err
+	}
+	if len(cfg.APIKeys) == 0 {
+		if v := getenv("WEBHOOKD_API_KEYS"); v != "" {
+			cfg.APIKeys, cfg.APIKeysEnv = splitComma(v), true
+		}
+	}
+	return cfg, cfg.validate(fromEnv)
+}
+
+// validate checks every value; errors name their flag (see flagError).
+func (c *serveConfig) validate(fromEnv map[string]string) error {
+	var errs []error
+	bad := func(name, value string, format string, a ...any) {
+		errs = append(errs, &flagError{Flag: name, Value: value, Env: fromEnv[name], Err: fmt.Errorf(format, a...)})
+	}
+	positive := func(name string, d time.Duration) {
+		if d <= 0 {
+			bad(name, d.String(), "must be positive")
+		}
+	}
+	between := func(name string, v, lo, hi int) {
+		if v < lo || v > hi {
+			bad(name, strconv.Itoa(v), "must be between %d and %d", lo, hi)
+		}
+	}
+
+	if err := checkHostPort(c.HTTPAddr); err != nil {
+		bad("http-addr", c.HTTPAddr, "%v", err)
+	}
+	if c.NATSURL == "" {
+		if err := checkHostPort(c.NATSListen); err != nil {
+			bad("nats-listen", c.NATSListen, "%v", err)
+		}
+	}
+	if c.RedisURL != "" {
+		if _, err := redis.ParseURL(c.RedisURL); err != nil {
+			bad("redis-url", redactURL(c.RedisURL), "%v", err)
+		}
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		bad("data-dir", c.DataDir, "must not be empty")
+	}
+	if err := subscriptions.ValidateAccountID(c.DefaultAccount); err != nil {
+		bad("default-account", c.DefaultAccount, "%v", err)
+	}
+	if len(c.Subjects) == 0 {
+		bad("subjects", "", "want at least one stream subject, e.g. event:klaviyo.>")
+	}
+	for _, s := range c.Subjects {
+		if err := checkStreamSubject(s); err != nil {
+			bad("subjects", s, "%v", err)
+		}
+	}
+	between("stream-replicas", c.StreamReplicas, 1, 5)
+	between("max-webhooks-per-account", c.MaxWebhooksPerAccount, 1, 1_000_000)
+
+	positive("delivery-timeout", c.DeliveryTimeout)
+	between("max-in-flight", c.MaxInFlight, 1, maxInFlightLimit)
+	between("batch-max-events", c.BatchMaxEvents, 1, maxBatchEvents)
+	if c.BatchMaxBytes < minBatchBytes || c.BatchMaxBytes > maxBatchBytes {
+		bad("batch-max-bytes", c.BatchMaxBytes.String(), "must be between 1KiB and 64MiB")
+	}
+	positive("batch-linger", c.BatchLinger)
+	positive("backoff-base", c.BackoffBase)
+	positive("backoff-max", c.BackoffMax)
+	if c.BackoffBase > 0 && c.BackoffMax > 0 && c.BackoffMax < c.BackoffBase {
+		bad("backoff-max", c.BackoffMax.String(), "must be at least --backoff-base (%s)", c.BackoffBase)
+	}
+	positive("disable-after", c.DisableAfter)
+	positive("semaphore-lease", c.SemaphoreLease)
+	// The dispatcher holds a slot across the linger and up to two request
+	// deadlines; a shorter lease could expire while its request is in
+	// flight and let more than --max-in-flight run.
+	if minLease := 2*c.DeliveryTimeout + c.BatchLinger + time.Second; c.SemaphoreLease > 0 && c.SemaphoreLease < minLease {
+		bad("semaphore-lease", c.SemaphoreLease.String(),
+			"must be at least 2×--delivery-timeout + --batch-linger + 1s (%s), or a slot could expire while its request is in flight", minLease)
+	}
+
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		bad("log-level", c.LogLevel, "%v", err)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "console" {
+		bad("log-format", c.LogFormat, "want json or console")
+	}
+	return errors.Join(errs...)
+}
+
+// keyring builds the API keyring. With no keys configured it generates
+// one for the default account and returns it, to be printed once.
+func (c *serveConfig) keyring() (keys *subscriptions.Keyring, generated string, err error) {
+	if len(c.APIKeys) == 0 {
+		generated = subscriptions.GenerateKey()
+		keys, err = subscriptions.NewKeyring(map[string]string{generated: c.DefaultAccount})
+		return keys, generated, err
+	}
+	keys, err = subscriptions.ParseKeys(c.APIKeys)
+	if err != nil {
+		// ParseKeys names entries by position and account, never by key,
+		// so its error can be shown as it is.
+		src := "--api-key"
+		if c.APIKeysEnv {
+			src = "WEBHOOKD_API_KEYS"
+		}
+		return nil, "", fmt.Errorf("%s: %w", src, err)
+	}
+	return keys, "", nil
+}
+
+// checkHostPort accepts host:port with a numeric port (host may be empty:
+// every interface).
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want host:port: %w", err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return nil
+}
+
+// checkStreamSubject rejects stream subjects NATS refuses or that capture
+// nothing (tech-notes §1.1): whitespace, empty tokens, a '>' that is not
+// last, a wildcard first token (overlaps $JS.>), and '*' or '>' inside a
+// token ("event:*" is a literal, not a wildcard).
+func checkStreamSubject(s string) error {
+	if strings.ContainsAny(s, " \t\r\n") {
+		return errors.New("subject contains white space")
+	}
+	toks := strings.Split(s, ".")
+	for i, t := range toks {
+		switch {
+		case t == "":
+			return errors.New("subject has an empty token")
+		case t == ">" && i != len(toks)-1:
+			return errors.New("'>' must be the last token")
+		case (t == "*" || t == ">") && i == 0:
+			return errors.New("the first token must be literal: NATS cannot capture > or *.> (list prefixes such as event:klaviyo.>)")
+		case t != "*" && t != ">" && strings.ContainsAny(t, "*>"):
+			return fmt.Errorf("token %q: wildcards only work as whole tokens", t)
+		}
+	}
+	return nil
+}
+
+// parseLevel is zerolog.ParseLevel without its acceptance of "" and
+// numeric levels.
+func parseLevel(s string) (zerolog.Level, error) {
+	switch s {
+	case "trace", "debug", "info", "warn", "error":
+		return zerolog.ParseLevel(s)
+	}
+	return zerolog.NoLevel, errors.New("want debug, info, warn or error")
+}

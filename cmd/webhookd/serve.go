@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/webhookd/webhookd/api"
+	"github.com/webhookd/webhookd/dispatcher"
+	"github.com/webhookd/webhookd/subscriptions"
+)
+
+const (
+	// httpShutdownTimeout is how long API requests in progress get to
+	// finish once shutdown starts; API calls are single Redis round trips.
+	httpShutdownTimeout = 10 * time.Second
+	// natsDrainTimeout bounds draining webhookd's NATS connection (acks
+	// of the last deliveries) before it is closed regardless.
+	natsDrainTimeout = 10 * time.Second
+)
+
+// runServe is `webhookd serve`: the Webhooks API and the dispatcher, with
+// an embedded NATS and a managed Redis unless external ones are given.
+//
+// Start-up order: config → managed redis → embedded NATS → NATS client →
+// API listener. Everything that can fail (a busy port, a wrong URL, a
+// missing redis-server) fails here, before anything is served.
+//
+// Shutdown order, on SIGINT/SIGTERM or when any part fails:
+//  1. the HTTP server stops accepting and finishes API requests in
+//     progress (at most httpShutdownTimeout); concurrently
+//  2. the dispatcher drains: it pulls nothing new, and deliveries in
+//     flight finish within --delivery-timeout and are acked or handed back
+//     (it still needs NATS and Redis, which is why they stop later);
+//  3. the NATS connection drains (flushes the last acks) and closes;
+//  4. the embedded nats-server shuts down, flushing its store;
+//  5. the managed redis-server gets SIGTERM (fsyncs its AOF) and exits.
+//
+// Steps 3–5 are deferred in reverse start order, so they also run when
+// start-up fails half-way.
+func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := parseServeConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	keys, generatedKey, err := cfg.keyring()
+	if err != nil {
+		return err
+	}
+
+	rdb, redisDesc, err := openRedis(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	if rdb.managed != nil {
+		defer rdb.managed.Stop() // step 5
+	}
+
+	natsURL, natsDesc := cfg.NATSURL, "external"
+	var natsOpts []nats.Option
+	if cfg.NATSURL == "" {
+		storeDir := filepath.Join(cfg.DataDir, "nats")
+		ns, err := startEmbeddedNATS(cfg.NATSListen, storeDir, cfg.NATSSyncAlways, log)
+		if err != nil {
+			return err
+		}
+		defer ns.Shutdown() // step 4
+		natsURL = ns.ClientURL()
+		natsDesc = fmt.Sprintf("embedded JetStream, store %s, sync-always %t", storeDir, cfg.NATSSyncAlways)
+		natsOpts = append(natsOpts, ns.ConnectOption())
+		log.Info().Str("url", natsURL).Str("dir", storeDir).Msg("embedded nats-server started")
+	}
+	nc, err := connectNATS("nats-url", natsURL, log, natsOpts...)
+	if err != nil {
+		return err
+	}
+	defer drainNATS(nc, natsDrainTimeout) // step 3
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+
+	store := subscriptions.New(rdb.Client, subscriptions.Config{MaxWebhooksPerAccount: cfg.MaxWebhooksPerAccount})
+	disp, err := dispatcher.New(cfg.dispatcherConfig(), js, store, log.With().Str("component", "dispatcher").Logger())
+	if err != nil {
+		return fmt.Errorf("dispatcher: %w", err)
+	}
+	handler := api.New(api.Config{
+		AllowInsecureEndpoints: cfg.AllowInsecureEndpoints,
+		MaxWebhooksPerAccount:  cfg.MaxWebhooksPerAccount,
+		Version:                version,
+	}, store, keys, log.With().Str("component", "api").Logger())
+
+	// Listen before serving, so a busy port fails start-up at once.
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return &flagError{Flag: "http-addr", Value: cfg.HTTPAddr, Err: err}
+	}
+	srv := newHTTPServer(handler, log)
+
+	printBanner(stderr, bannerInfo{
+		APIURL:       "http://" + ln.Addr().String(),
+		Key:          generatedKey,
+		Account:      cfg.DefaultAccount,
+		NATSURL:      redactURL(natsURL),
+		NATSDesc:     natsDesc,
+		RedisDesc:    redisDesc,
+		Subjects:     cfg.Subjects,
+		InsecureOK:   cfg.AllowInsecureEndpoints,
+		ProgramName:  programName(),
+		SinkAddrPort: "127.0.0.1:9000",
+	})
+	log.Info().Str("addr", ln.Addr().String()).Str("version", version).Msg("webhookd serving")
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { // step 1
+		err := srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("http server: %w", err)
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), httpShutdownTimeout)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	g.Go(func() error { // step 2
+		if err := disp.Run(gctx); err != nil {
+			return fmt.Errorf("dispatcher: %w", err)
+		}
+		return nil
+	})
+	if rdb.managed != nil {
+		g.Go(func() error { return rdb.managed.Watch(gctx) })
+	}
+	err = g.Wait()
+	log.Info().Err(err).Msg("webhookd stopping")
+	return err
+}
+
+// dispatcherConfig maps the flags onto the dispatcher's Config.
+func (c *serveConfig) dispatcherConfig() dispatcher.Config {
+	return dispatcher.Config{
+		Subjects:               c.Subjects,
+		DefaultAccount:         c.DefaultAccount,
+		DeliveryTimeout:        c.DeliveryTimeout,
+		MaxInFlight:            c.MaxInFlight,
+		BatchMaxEvents:         c.BatchMaxEvents,
+		BatchMaxBytes:          int(c.BatchMaxBytes),
+		BatchLinger:            c.BatchLinger,
+		BackoffBase:            c.BackoffBase,
+		BackoffMax:             c.BackoffMax,
+		DisableAfter:           c.DisableAfter,
+		Lease:                  c.SemaphoreLease,
+		AllowInsecureEndpoints: c.AllowInsecureEndpoints,
+		UserAgent:              "webhookd/" + version,
+		Replicas:               c.StreamReplicas,
+		// Stream, StreamMaxAge and DeadLetter keep the dispatcher's
+		// defaults: no flag sets them.
+	}
+}
+
+// redisConn is the Redis client and, when webhookd runs redis-server
+// itself, the supervisor of that process.
+type redisConn struct {
+	*redis.Client
+	managed *managedRedis
+}
+
+// openRedis connects to --redis-url, or starts a managed redis-server
+// under the data directory when it is empty. The description is for the
+// start-up banner.
+func openRedis(ctx context.Context, cfg serveConfig, log zerolog.Logger) (*redisConn, string, error) {
+	if cfg.RedisURL != "" {
+		rdb, err := connectRedis(ctx, "redis-url", cfg.RedisURL)
+		if err != nil {
+			return nil, "", err
+		}
+		return &redisConn{Client: rdb}, "external " + redactURL(cfg.RedisURL), nil
+	}
+	m, err := startManagedRedis(ctx, cfg.DataDir, log.With().Str("component", "redis").Logger())
+	if err != nil {
+		return nil, "", err
+	}
+	rdb, err := connectRedis(ctx, "redis-url", m.URL())
+	if err != nil {
+		m.Stop()
+		return nil, "", err
+	}
+	desc := fmt.Sprintf("managed redis-server (pid %d), socket %s, AOF in %s", m.cmd.Process.Pid, m.Socket, m.Dir)
+	if m.SocketNote != "" {
+		desc += "\n             note: " + m.SocketNote
+	}
+	return &redisConn{Client: rdb, managed: m}, desc, nil
+}
+
+// newHTTPServer returns the API server with explicit timeouts: the API's
+// bodies are small (64 KiB cap), so generous read/write bounds only
+// protect against stalled clients.
+func newHTTPServer(h http.Handler, log zerolog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          newStdLogger(log.With().Str("component", "http").Logger()),
+	}
+}

@@ -1,0 +1,947 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/webhookd/webhookd/signer"
+)
+
+const (
+	// sinkShutdownTimeout bounds how long requests in progress get to
+	// finish once the sink is told to stop; --delay and injected
+	// timeouts are cut short at that moment, so only body reads remain.
+	sinkShutdownTimeout = 10 * time.Second
+	// failTimeout is how long --fail-mode timeout holds a request: twice
+	// webhookd's default --delivery-timeout, so the sender gives up first.
+	failTimeout = 10 * time.Second
+	// maxPooledBody is the largest body buffer kept for reuse. A 1,000
+	// event batch of 1 KB events is about 1 MB; larger buffers are
+	// rare and are left to the garbage collector rather than pinned.
+	maxPooledBody = 8 << 20
+	// maxRememberedWebhooks bounds the webhook id → secret memo. Only
+	// requests whose signature verified add to it.
+	maxRememberedWebhooks = 100_000
+)
+
+// failModes are the --fail-mode values; mixed picks one of the first
+// three at random per request.
+var failModes = []string{"5xx", "timeout", "reset", "mixed"}
+
+// sinkConfig is the configuration of `webhookd sink`.
+type sinkConfig struct {
+	Addr     string
+	Secrets  []string // candidate secrets; any that verifies accepts
+	NoVerify bool
+	Status   int
+	Delay    time.Duration
+	FailRate float64
+	FailMode string
+	MaxBody  byteSize
+	Quiet    bool
+}
+
+func newSinkFlags(c *sinkConfig, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("sink", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: webhookd sink --secret SECRET [flags]\n\n"+
+			"A receiving endpoint for development, tests and benchmarks. Every POST (any path\n"+
+			"but /stats) is a delivery: its Klaviyo-Signature is verified, its Klaviyo-Webhook-Id\n"+
+			"compared with meta.klaviyo_webhook_id, and its events counted and deduplicated.\n"+
+			"GET /stats returns the counts as JSON; POST /stats/reset or DELETE /stats returns\n"+
+			"them and starts over. On SIGINT/SIGTERM it prints a summary line and exits.\n\n")
+		fs.PrintDefaults()
+	}
+	c.MaxBody = 32 << 20
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:9000", "listen `address`; port 0 picks a free one (printed on start)")
+	fs.Func("secret", "webhook `secret` to verify signatures with; repeat it, or give a comma list, for several webhooks (any that verifies accepts)", func(v string) error {
+		if v == "" {
+			return errors.New("empty secret")
+		}
+		c.Secrets = appendSecret(c.Secrets, v)
+		return nil
+	})
+	fs.BoolVar(&c.NoVerify, "no-verify", false, "accept requests without checking signatures")
+	fs.IntVar(&c.Status, "status", http.StatusOK, "HTTP `status` to answer accepted requests with; other than 200, 201 or 202 makes them rejected")
+	fs.DurationVar(&c.Delay, "delay", 0, "hold each delivery this long before answering")
+	fs.Float64Var(&c.FailRate, "fail-rate", 0, "`fraction` (0 to 1) of deliveries to fail on purpose")
+	fs.StringVar(&c.FailMode, "fail-mode", "mixed", "how to fail: 5xx (answer 503), timeout (hold 10s), reset (TCP RST) or mixed")
+	fs.Var(&c.MaxBody, "max-body", "largest body `size` accepted, e.g. 32MiB; larger ones get 413")
+	fs.BoolVar(&c.Quiet, "quiet", false, "log nothing per request (by default only rejected requests, at most one line a second)")
+	return fs
+}
+
+// appendSecret adds v and, if it is a comma list, each of its elements
+// to secrets: a secret may itself hold commas, so both readings are
+// candidates (one more HMAC for the first request of each webhook).
+func appendSecret(secrets []string, v string) []string {
+	for _, s := range append([]string{v}, strings.Split(v, ",")...) {
+		if s != "" && !slices.Contains(secrets, s) {
+			secrets = append(secrets, s)
+		}
+	}
+	return secrets
+}
+
+func (c *sinkConfig) validate() error {
+	var errs []error
+	bad := func(name, value, format string, a ...any) {
+		errs = append(errs, &flagError{Flag: name, Value: value, Err: fmt.Errorf(format, a...)})
+	}
+	if err := checkHostPort(c.Addr); err != nil {
+		bad("addr", c.Addr, "%v", err)
+	}
+	switch {
+	case len(c.Secrets) == 0 && !c.NoVerify:
+		bad("secret", "", "required (or --no-verify to accept any signature)")
+	case len(c.Secrets) > 0 && c.NoVerify:
+		bad("no-verify", "true", "--secret and --no-verify are exclusive")
+	}
+	if c.Status < 200 || c.Status > 599 {
+		bad("status", strconv.Itoa(c.Status), "must be an HTTP status from 200 to 599")
+	}
+	if c.Delay < 0 {
+		bad("delay", c.Delay.String(), "must not be negative")
+	}
+	if !(c.FailRate >= 0 && c.FailRate <= 1) {
+		bad("fail-rate", fmt.Sprint(c.FailRate), "must be between 0 and 1")
+	}
+	if !slices.Contains(failModes, c.FailMode) {
+		bad("fail-mode", c.FailMode, "want one of %s", strings.Join(failModes, ", "))
+	}
+	if c.MaxBody < 1<<10 || c.MaxBody > 1<<30 {
+		bad("max-body", fmt.Sprint(int64(c.MaxBody)), "must be between 1KiB and 1GiB")
+	}
+	return errors.Join(errs...)
+}
+
+// runSink is `webhookd sink`. It prints "sink listening on http://ADDR"
+// as the first line of stdout once the port is bound (scripts pass
+// --addr 127.0.0.1:0 and read it), serves until ctx is done, then stops
+// accepting, lets requests in progress finish (at most
+// sinkShutdownTimeout) and prints the summary line.
+func runSink(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg sinkConfig
+	fs := newSinkFlags(&cfg, stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("sink: unexpected argument %q", fs.Arg(0))
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	log := newLogger(stderr, "info", "console")
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return &flagError{Flag: "addr", Value: cfg.Addr, Err: err}
+	}
+	s := newSink(cfg, log, time.Now())
+	srv := &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          newStdLogger(log),
+	}
+	fmt.Fprintf(stdout, "sink listening on http://%s\n", ln.Addr())
+	if f, ok := stdout.(interface{ Flush() error }); ok {
+		_ = f.Flush()
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("sink: %w", err)
+	case <-ctx.Done():
+	}
+	close(s.stopping)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sinkShutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	<-served
+	fmt.Fprintln(stdout, s.stats.summary(time.Now()).line())
+	if err != nil {
+		return fmt.Errorf("sink: shutdown: %w", err)
+	}
+	return nil
+}
+
+// sink is the receiving endpoint's state.
+type sink struct {
+	cfg      sinkConfig
+	stats    *sinkStats
+	secrets  *secretSet // nil with --no-verify
+	log      zerolog.Logger
+	logLimit logLimiter
+	scratch  sync.Pool     // *sinkScratch
+	stopping chan struct{} // closed when shutdown starts
+}
+
+func newSink(cfg sinkConfig, log zerolog.Logger, now time.Time) *sink {
+	s := &sink{cfg: cfg, stats: newSinkStats(now), log: log, stopping: make(chan struct{})}
+	if !cfg.NoVerify {
+		s.secrets = newSecretSet(cfg.Secrets)
+	}
+	s.scratch.New = func() any { return new(sinkScratch) }
+	return s
+}
+
+// routes lists every endpoint. POST /stats is refused rather than taken
+// for a delivery, so a mistyped reset does not count as a bad signature.
+func (s *sink) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /stats", s.handleStats)
+	mux.HandleFunc("DELETE /stats", s.handleReset)
+	mux.HandleFunc("POST /stats/reset", s.handleReset)
+	mux.HandleFunc("POST /stats", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Allow", "GET, HEAD, DELETE")
+		http.Error(w, "POST /stats/reset or DELETE /stats resets the counters", http.StatusMethodNotAllowed)
+	})
+	mux.HandleFunc("POST /", s.handleDelivery)
+	return mux
+}
+
+func (s *sink) handleStats(w http.ResponseWriter, _ *http.Request) {
+	writeSinkJSON(w, s.stats.summary(time.Now()))
+}
+
+// handleReset answers with the counts it clears.
+func (s *sink) handleReset(w http.ResponseWriter, _ *http.Request) {
+	writeSinkJSON(w, s.stats.reset(time.Now()))
+}
+
+func writeSinkJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v) // a failed write means the client went away
+}
+
+// sinkScratch is one request's reusable memory.
+type sinkScratch struct {
+	body []byte
+	scan deliveryScan
+}
+
+// handleDelivery checks one delivery in order of cost: injected failure,
+// body size, signature (a fixed cost per byte), then a single scan of the
+// body that validates it as JSON and extracts only the envelope fields,
+// the dedupe keys and published_ns.
+func (s *sink) handleDelivery(w http.ResponseWriter, r *http.Request) {
+	s.stats.enter()
+	defer s.stats.leave()
+	if s.cfg.FailRate > 0 && rand.Float64() < s.cfg.FailRate {
+		s.stats.count(&s.stats.injectedFailures)
+		s.failOnPurpose(w, r)
+		return
+	}
+
+	sc := s.scratch.Get().(*sinkScratch)
+	defer s.putScratch(sc)
+	webhookID := r.Header.Get(signer.HeaderWebhookID)
+	var err error
+	sc.body, err = readBody(w, r, sc.body, int64(s.cfg.MaxBody))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			s.refuse(w, &s.stats.malformed, http.StatusRequestEntityTooLarge, webhookID, "body over --max-body")
+		}
+		return // otherwise the client went away mid-body: nobody to answer
+	}
+	arrived := time.Now()
+	if s.secrets != nil && !s.secrets.verify(webhookID, r.Header.Get(signer.HeaderTimestamp), r.Header.Get(signer.HeaderSignature), sc.body) {
+		s.refuse(w, &s.stats.badSignatures, http.StatusUnauthorized, webhookID, "signature does not verify")
+		return
+	}
+	wh := s.stats.webhookHash(webhookID)
+	if err := scanDelivery(sc.body, &sc.scan, func(id []byte) uint64 { return s.stats.dedupeKey(wh, id) }); err != nil {
+		s.refuse(w, &s.stats.malformed, http.StatusBadRequest, webhookID, "malformed body: "+err.Error())
+		return
+	}
+	if webhookID == "" || string(sc.scan.webhookID) != webhookID {
+		s.refuse(w, &s.stats.mismatches, http.StatusBadRequest, webhookID, "Klaviyo-Webhook-Id header differs from meta.klaviyo_webhook_id")
+		return
+	}
+	if s.cfg.Delay > 0 && !s.hold(r, s.cfg.Delay) {
+		return // the sender gave up and will retry: not delivered
+	}
+	if deliverySucceeded(s.cfg.Status) {
+		s.stats.accept(webhookID, &sc.scan, arrived)
+	} else {
+		s.stats.count(&s.stats.rejected)
+	}
+	w.WriteHeader(s.cfg.Status)
+}
+
+// deliverySucceeded mirrors webhookd's rule: only 200, 201 and 202
+// count as delivered (reference §7.4).
+func deliverySucceeded(status int) bool {
+	return status == http.StatusOK || status == http.StatusCreated || status == http.StatusAccepted
+}
+
+func (s *sink) putScratch(sc *sinkScratch) {
+	if cap(sc.body) > maxPooledBody {
+		sc.body = nil
+	}
+	if cap(sc.scan.keys) > 1<<16 {
+		sc.scan = deliveryScan{}
+	}
+	s.scratch.Put(sc)
+}
+
+// refuse answers a request the sink will not accept, counts it in c and
+// logs why, at most one line a second (see logLimiter) and never with
+// --quiet. The reason never quotes the body.
+func (s *sink) refuse(w http.ResponseWriter, c *int64, status int, webhookID, why string) {
+	s.stats.count(c)
+	if !s.cfg.Quiet {
+		if ok, suppressed := s.logLimit.allow(time.Now()); ok {
+			s.log.Warn().Str("webhook_id", webhookID).Int("status", status).Int("suppressed", suppressed).Msg(why)
+		}
+	}
+	http.Error(w, why, status)
+}
+
+// hold waits d, or until the client goes (false) or the sink stops.
+func (s *sink) hold(r *http.Request, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.stopping:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+// failOnPurpose fails a delivery the way --fail-mode says.
+func (s *sink) failOnPurpose(w http.ResponseWriter, r *http.Request) {
+	mode := s.cfg.FailMode
+	if mode == "mixed" {
+		mode = failModes[rand.IntN(3)]
+	}
+	switch mode {
+	case "reset":
+		if resetConnection(w) {
+			return
+		}
+	case "timeout":
+		// Read the body first: only then does net/http watch the
+		// connection and cancel r's context when the sender gives up.
+		_, _ = io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxBody)))
+		if !s.hold(r, failTimeout) {
+			return
+		}
+	default: // 5xx: read the body first so the connection can be reused
+		_, _ = io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxBody)))
+	}
+	http.Error(w, "failure injected by --fail-rate", http.StatusServiceUnavailable)
+}
+
+// resetConnection takes the request's connection from the server and
+// closes it with SO_LINGER 0, which sends a TCP RST: the sender sees
+// "connection reset by peer" rather than a response.
+func resetConnection(w http.ResponseWriter) bool {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return false
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = conn.Close()
+	return true
+}
+
+// readBody reads r's body into buf, reusing its capacity, up to limit
+// bytes; a longer body returns an *http.MaxBytesError.
+func readBody(w http.ResponseWriter, r *http.Request, buf []byte, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return buf[:0], &http.MaxBytesError{Limit: limit}
+	}
+	body := http.MaxBytesReader(w, r.Body, limit)
+	if n := r.ContentLength; n >= 0 {
+		buf = slices.Grow(buf[:0], int(n))[:n]
+		_, err := io.ReadFull(body, buf)
+		return buf, err
+	}
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, max(len(buf), 64<<10))
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// secretSet verifies a signature against several candidate secrets. It
+// remembers which secret verified each webhook id, so with 100 webhooks
+// and 100 secrets a request costs one HMAC, not a hundred.
+type secretSet struct {
+	secrets [][]byte
+
+	mu        sync.RWMutex
+	byWebhook map[string]int // webhook id → index into secrets
+}
+
+func newSecretSet(secrets []string) *secretSet {
+	ss := &secretSet{byWebhook: map[string]int{}}
+	for _, s := range secrets {
+		ss.secrets = append(ss.secrets, []byte(s))
+	}
+	return ss
+}
+
+// verify reports whether signature signs body and timestamp under any
+// of the secrets.
+func (ss *secretSet) verify(webhookID, timestamp, signature string, body []byte) bool {
+	if timestamp == "" || signature == "" {
+		return false
+	}
+	ss.mu.RLock()
+	known, ok := ss.byWebhook[webhookID]
+	ss.mu.RUnlock()
+	if ok && signer.Verify(ss.secrets[known], body, timestamp, signature) == nil {
+		return true
+	}
+	for i, secret := range ss.secrets {
+		if ok && i == known {
+			continue
+		}
+		switch err := signer.Verify(secret, body, timestamp, signature); {
+		case err == nil:
+			if len(ss.secrets) > 1 {
+				ss.remember(webhookID, i)
+			}
+			return true
+		case errors.Is(err, signer.ErrMalformedSignature):
+			return false // no secret can match
+		}
+	}
+	return false
+}
+
+func (ss *secretSet) remember(webhookID string, i int) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if _, ok := ss.byWebhook[webhookID]; ok || len(ss.byWebhook) < maxRememberedWebhooks {
+		ss.byWebhook[webhookID] = i
+	}
+}
+
+// logLimiter lets one log line through per second and counts the rest.
+type logLimiter struct {
+	mu         sync.Mutex
+	next       time.Time
+	suppressed int
+}
+
+// allow reports whether a line may be logged at now and, if so, how many
+// were suppressed since the previous one.
+func (l *logLimiter) allow(now time.Time) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Before(l.next) {
+		l.suppressed++
+		return false, 0
+	}
+	n := l.suppressed
+	l.suppressed, l.next = 0, now.Add(time.Second)
+	return true, n
+}
+
+// deliveryScan is what the sink takes from a delivery body. Its slices
+// are reused across requests; webhookID may point into the body.
+type deliveryScan struct {
+	webhookID []byte       // meta.klaviyo_webhook_id
+	keys      []uint64     // dedupe key of each event, in order
+	published []int64      // published_ns of each event that carries one
+	topics    []topicCount // events per topic
+}
+
+type topicCount struct {
+	name string
+	n    int64
+}
+
+func (d *deliveryScan) addTopic(t []byte) {
+	for i := len(d.topics) - 1; i >= 0; i-- { // the latest topic is the likeliest
+		if d.topics[i].name == string(t) {
+			d.topics[i].n++
+			return
+		}
+	}
+	d.topics = append(d.topics, topicCount{name: string(t), n: 1})
+}
+
+// publishedPath is where `webhookd publish --generate` puts an event's
+// creation time, in Unix nanoseconds, inside its payload.
+var publishedPath = [...]string{"data", "attributes", "event_properties", "published_ns"}
+
+// maxJSONDepth bounds nesting, so a hostile body of a million '[' cannot
+// grow the goroutine stack without limit (encoding/json allows 10,000).
+const maxJSONDepth = 1000
+
+// scanDelivery fills d from body, a delivery envelope (reference §7.2):
+//
+//	{"data":[{"external_id":"…","topic":"…","payload":{…}},…],"meta":{"klaviyo_webhook_id":"…",…}}
+//
+// keyOf turns an external_id into its dedupe key. It validates the whole
+// body as JSON in one pass (like json.Valid, minus UTF-8 checks) but
+// decodes only those fields and payload.data.attributes.event_properties
+// .published_ns; every other value, payloads included, is skipped. Member
+// order is free; unknown members are allowed; data and meta may appear
+// once each. Every event needs a string external_id and topic, and meta a
+// string klaviyo_webhook_id.
+func scanDelivery(body []byte, d *deliveryScan, keyOf func(externalID []byte) uint64) error {
+	d.webhookID, d.keys, d.published, d.topics = nil, d.keys[:0], d.published[:0], d.topics[:0]
+	s := jsonScanner{b: body}
+	s.ws()
+	empty, err := s.open('{', '}')
+	if err != nil {
+		return err
+	}
+	var haveData, haveMeta bool
+	for more := !empty; more; {
+		k, err := s.key()
+		if err != nil {
+			return err
+		}
+		switch string(k) {
+		case "data":
+			if haveData {
+				return s.fail("second data member")
+			}
+			haveData = true
+			err = s.items(d, keyOf)
+		case "meta":
+			if haveMeta {
+				return s.fail("second meta member")
+			}
+			haveMeta = true
+			err = s.meta(d)
+		default:
+			err = s.value(-1)
+		}
+		if err != nil {
+			return err
+		}
+		if more, err = s.next('}'); err != nil {
+			return err
+		}
+	}
+	s.ws()
+	switch {
+	case s.i != len(s.b):
+		return s.fail("data after the envelope")
+	case !haveData:
+		return errors.New("no data array")
+	case d.webhookID == nil:
+		return errors.New("no meta.klaviyo_webhook_id")
+	}
+	return nil
+}
+
+// jsonScanner walks a JSON text. Its methods start at the first byte of
+// what they read and stop just past it; errors report the byte offset.
+type jsonScanner struct {
+	b     []byte
+	i     int
+	depth int
+	pub   int64 // published_ns of the current event, if hasPub
+	// hasPub is set by value when it meets publishedPath.
+	hasPub bool
+}
+
+func (s *jsonScanner) fail(what string) error {
+	return fmt.Errorf("byte %d: %s", s.i, what)
+}
+
+func (s *jsonScanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// open consumes c, the opening '{' or '[', and the white space after it,
+// and reports whether end follows at once (and consumes it).
+func (s *jsonScanner) open(c, end byte) (empty bool, err error) {
+	if s.i >= len(s.b) || s.b[s.i] != c {
+		return false, s.fail("want '" + string(c) + "'")
+	}
+	if s.depth++; s.depth > maxJSONDepth {
+		return false, s.fail("nested too deeply")
+	}
+	s.i++
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == end {
+		s.i++
+		s.depth--
+		return true, nil
+	}
+	return false, nil
+}
+
+// next consumes what follows a member or element: a ',' (reporting that
+// another follows) or end, with the white space around them.
+func (s *jsonScanner) next(end byte) (more bool, err error) {
+	s.ws()
+	if s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+			s.ws()
+			return true, nil
+		case end:
+			s.i++
+			s.depth--
+			return false, nil
+		}
+	}
+	return false, s.fail("want ',' or '" + string(end) + "'")
+}
+
+// key reads an object member's name and the ':' after it.
+func (s *jsonScanner) key() ([]byte, error) {
+	k, err := s.stringValue()
+	if err != nil {
+		return nil, err
+	}
+	s.ws()
+	if s.i >= len(s.b) || s.b[s.i] != ':' {
+		return nil, s.fail("want ':'")
+	}
+	s.i++
+	s.ws()
+	return k, nil
+}
+
+// items reads the data array.
+func (s *jsonScanner) items(d *deliveryScan, keyOf func([]byte) uint64) error {
+	empty, err := s.open('[', ']')
+	for more := !empty; more && err == nil; {
+		if err = s.item(d, keyOf); err == nil {
+			more, err = s.next(']')
+		}
+	}
+	return err
+}
+
+// item reads one event of the data array.
+func (s *jsonScanner) item(d *deliveryScan, keyOf func([]byte) uint64) error {
+	empty, err := s.open('{', '}')
+	if err != nil {
+		return err
+	}
+	var id, topic []byte
+	s.hasPub = false
+	for more := !empty; more; {
+		k, err := s.key()
+		if err != nil {
+			return err
+		}
+		switch string(k) {
+		case "external_id":
+			id, err = s.stringValue()
+		case "topic":
+			topic, err = s.stringValue()
+		case "payload":
+			err = s.value(0)
+		default:
+			err = s.value(-1)
+		}
+		if err != nil {
+			return err
+		}
+		if more, err = s.next('}'); err != nil {
+			return err
+		}
+	}
+	if id == nil || topic == nil {
+		return s.fail("event without external_id or topic")
+	}
+	d.keys = append(d.keys, keyOf(id))
+	d.addTopic(topic)
+	if s.hasPub {
+		d.published = append(d.published, s.pub)
+	}
+	return nil
+}
+
+// meta reads the meta object.
+func (s *jsonScanner) meta(d *deliveryScan) error {
+	empty, err := s.open('{', '}')
+	for more := !empty; more && err == nil; {
+		var k []byte
+		if k, err = s.key(); err != nil {
+			break
+		}
+		if string(k) == "klaviyo_webhook_id" {
+			d.webhookID, err = s.stringValue()
+		} else {
+			err = s.value(-1)
+		}
+		if err == nil {
+			more, err = s.next('}')
+		}
+	}
+	return err
+}
+
+// value skips one value. want is how much of publishedPath leads here
+// (the index of the next name to match), or -1 when off that path.
+func (s *jsonScanner) value(want int) error {
+	if s.i >= len(s.b) {
+		return s.fail("want a value")
+	}
+	switch s.b[s.i] {
+	case '{':
+		empty, err := s.open('{', '}')
+		for more := !empty; more && err == nil; {
+			var k []byte
+			if k, err = s.key(); err != nil {
+				break
+			}
+			switch {
+			case want < 0 || string(k) != publishedPath[want]:
+				err = s.value(-1)
+			case want+1 == len(publishedPath):
+				err = s.publishedNS()
+			default:
+				err = s.value(want + 1)
+			}
+			if err == nil {
+				more, err = s.next('}')
+			}
+		}
+		return err
+	case '[':
+		empty, err := s.open('[', ']')
+		for more := !empty; more && err == nil; {
+			if err = s.value(-1); err == nil {
+				more, err = s.next(']')
+			}
+		}
+		return err
+	case '"':
+		_, _, err := s.str()
+		return err
+	case 't':
+		return s.literal("true")
+	case 'f':
+		return s.literal("false")
+	case 'n':
+		return s.literal("null")
+	}
+	_, err := s.number()
+	return err
+}
+
+// publishedNS reads the value of published_ns; an integer is recorded,
+// anything else skipped.
+func (s *jsonScanner) publishedNS() error {
+	if s.i < len(s.b) && (s.b[s.i] == '-' || s.b[s.i] >= '0' && s.b[s.i] <= '9') {
+		raw, err := s.number()
+		if err != nil {
+			return err
+		}
+		if v, ok := parseDigits(raw); ok {
+			s.pub, s.hasPub = v, true
+		}
+		return nil
+	}
+	return s.value(-1)
+}
+
+// parseDigits parses a non-negative int64 written in decimal digits.
+func parseDigits(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 19 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + uint64(c-'0') // 19 digits fit in a uint64
+	}
+	if v > math.MaxInt64 {
+		return 0, false
+	}
+	return int64(v), true
+}
+
+func (s *jsonScanner) literal(lit string) error {
+	if len(s.b)-s.i < len(lit) || string(s.b[s.i:s.i+len(lit)]) != lit {
+		return s.fail("want a value")
+	}
+	s.i += len(lit)
+	return nil
+}
+
+// number reads a number per RFC 8259 and returns its text.
+func (s *jsonScanner) number() ([]byte, error) {
+	b, start, i := s.b, s.i, s.i
+	digits := func() int {
+		j := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i - j
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case digits() == 0:
+		s.i = i
+		return nil, s.fail("want a value")
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if digits() == 0 {
+			s.i = i
+			return nil, s.fail("want a digit")
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			s.i = i
+			return nil, s.fail("want a digit")
+		}
+	}
+	s.i = i
+	return b[start:i], nil
+}
+
+// stringValue reads a string and returns its contents, unescaped.
+func (s *jsonScanner) stringValue() ([]byte, error) {
+	if s.i >= len(s.b) || s.b[s.i] != '"' {
+		return nil, s.fail("want a string")
+	}
+	raw, esc, err := s.str()
+	if err != nil || !esc {
+		return raw, err
+	}
+	var v string // rare: let encoding/json apply the escapes
+	if err := json.Unmarshal(s.b[s.i-len(raw)-2:s.i], &v); err != nil {
+		return nil, s.fail("bad string")
+	}
+	return []byte(v), nil
+}
+
+// str reads the string at s.i, validating its escapes and rejecting
+// control characters, and returns its raw contents and whether they hold
+// escapes. Strings are most of a body's bytes, so it tests eight bytes at
+// a time for anything that needs a closer look.
+func (s *jsonScanner) str() (raw []byte, esc bool, err error) {
+	b := s.b
+	start := s.i + 1
+	i := start
+	for {
+		for i+8 <= len(b) && !strSpecial(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
+		// One of the next eight bytes, if any, needs a look.
+		for {
+			if i >= len(b) {
+				s.i = i
+				return nil, false, s.fail("unterminated string")
+			}
+			c := b[i]
+			if c == '"' {
+				s.i = i + 1
+				return b[start:i], esc, nil
+			}
+			if c == '\\' {
+				n := escapeLen(b[i:])
+				if n == 0 {
+					s.i = i
+					return nil, false, s.fail("bad escape")
+				}
+				i += n
+				esc = true
+				break
+			}
+			if c < 0x20 {
+				s.i = i
+				return nil, false, s.fail("control character in string")
+			}
+			i++
+		}
+	}
+}
+
+// strSpecial reports whether any of the eight bytes of w (little endian)
+// is '"', '\\' or below 0x20, with the haszero and hasless tricks of
+// "Bit Twiddling Hacks": exact for whether such a byte exists, which is
+// all we ask.
+func strSpecial(w uint64) bool {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	q, bs := w^(lo*'"'), w^(lo*'\\')
+	return ((w-lo*0x20)&^w|(q-lo)&^q|(bs-lo)&^bs)&hi != 0
+}
+
+// escapeLen returns the length of the escape sequence b starts with, or
+// 0 if it is not one.
+func escapeLen(b []byte) int {
+	if len(b) < 2 {
+		return 0
+	}
+	switch b[1] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		return 2
+	case 'u':
+		if len(b) < 6 {
+			return 0
+		}
+		for _, c := range b[2:6] {
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return 0
+			}
+		}
+		return 6
+	}
+	return 0
+}

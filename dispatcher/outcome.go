@@ -1,0 +1,89 @@
+package dispatcher
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"syscall"
+)
+
+// outcomeKind classifies one request. The kind decides what happens to
+// the batch: kindOK acknowledges it; every other kind counts as a failure
+// of the webhook and redelivers the batch after the backoff.
+type outcomeKind int
+
+const (
+	kindOK      outcomeKind = iota // 200, 201 or 202
+	kindStatus                     // any other status, 204 and 3xx included (redirects are not followed)
+	kindTimeout                    // no complete answer within DeliveryTimeout
+	kindRefused                    // connection refused or reset
+	kindDNS                        // the host name did not resolve
+	kindTLS                        // handshake or certificate failure
+	kindBlocked                    // the address is not public (egress guard)
+	kindInvalid                    // the endpoint URL itself is unusable
+	kindNetwork                    // any other transport error
+)
+
+// outcome is the result of one request.
+type outcome struct {
+	kind   outcomeKind
+	status int // HTTP status when there was a response
+}
+
+func (o outcome) ok() bool { return o.kind == kindOK }
+
+// String is the short, secret-free classification stored as last_error.
+func (o outcome) String() string {
+	switch o.kind {
+	case kindOK, kindStatus:
+		return "status " + strconv.Itoa(o.status)
+	case kindTimeout:
+		return "timeout"
+	case kindRefused:
+		return "connection refused"
+	case kindDNS:
+		return "dns lookup failed"
+	case kindTLS:
+		return "tls error"
+	case kindBlocked:
+		return "blocked address"
+	case kindInvalid:
+		return "invalid endpoint"
+	}
+	return "network error"
+}
+
+// successful reports whether status counts as delivered: only 200, 201
+// and 202 do. 204 is not success: Klaviyo's contract names three codes.
+func successful(status int) bool {
+	return status == http.StatusOK || status == http.StatusCreated || status == http.StatusAccepted
+}
+
+// classify maps a transport error from http.Client.Do to an outcome.
+func classify(err error) outcome {
+	var (
+		dnsErr  *net.DNSError
+		certErr *tls.CertificateVerificationError
+		recErr  tls.RecordHeaderError
+		unkAuth x509.UnknownAuthorityError
+		hostErr x509.HostnameError
+		ne      net.Error
+	)
+	switch {
+	case errors.Is(err, ErrBlockedAddress):
+		return outcome{kind: kindBlocked}
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return outcome{kind: kindTimeout}
+	case errors.As(err, &dnsErr):
+		return outcome{kind: kindDNS}
+	case errors.As(err, &certErr), errors.As(err, &recErr), errors.As(err, &unkAuth), errors.As(err, &hostErr):
+		return outcome{kind: kindTLS}
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET):
+		return outcome{kind: kindRefused}
+	}
+	return outcome{kind: kindNetwork}
+}

@@ -1,0 +1,86 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+func TestSuccessful(t *testing.T) {
+	for code := 100; code < 600; code++ {
+		want := code == 200 || code == 201 || code == 202
+		if got := successful(code); got != want {
+			t.Errorf("successful(%d) = %v, want %v", code, got, want)
+		}
+	}
+}
+
+// The client follows no redirect, gives up after the delivery timeout and
+// refuses non-public addresses after resolution; each is classified.
+func TestClientOutcomes(t *testing.T) {
+	redirect := httptest.NewServer(http.RedirectHandler("http://169.254.169.254/latest/meta-data", http.StatusFound))
+	defer redirect.Close()
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(3 * time.Second):
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusedURL := "http://" + ln.Addr().String()
+	ln.Close()
+
+	insecure := newClient(Config{AllowInsecureEndpoints: true, DeliveryTimeout: 500 * time.Millisecond}.withDefaults())
+	guarded := newClient(Config{DeliveryTimeout: 500 * time.Millisecond}.withDefaults())
+	cases := []struct {
+		name   string
+		client *http.Client
+		url    string
+		want   outcome
+	}{
+		{"redirect not followed", insecure, redirect.URL, outcome{kind: kindStatus, status: 302}},
+		{"timeout", insecure, slow.URL, outcome{kind: kindTimeout}},
+		{"refused", insecure, refusedURL, outcome{kind: kindRefused}},
+		{"loopback blocked", guarded, redirect.URL, outcome{kind: kindBlocked}},
+		{"name resolving to loopback blocked", guarded, "http://localhost:1/", outcome{kind: kindBlocked}},
+		{"mapped metadata address blocked", guarded, "http://[::ffff:169.254.169.254]:80/", outcome{kind: kindBlocked}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, tc.url, nil)
+			resp, err := tc.client.Do(req)
+			var got outcome
+			if err != nil {
+				got = classify(err)
+			} else {
+				resp.Body.Close()
+				got = outcome{kind: kindStatus, status: resp.StatusCode}
+			}
+			if got != tc.want {
+				t.Errorf("POST %s: outcome %v (%v), want %v", tc.url, got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestGuardControl(t *testing.T) {
+	for addr, blocked := range map[string]bool{
+		"127.0.0.1:443": true, "[::1]:443": true, "10.1.2.3:443": true, "172.16.0.1:443": true,
+		"192.168.1.1:443": true, "169.254.169.254:80": true, "100.64.0.1:443": true,
+		"[::ffff:10.0.0.1]:443": true, "[fd00::1]:443": true, "0.0.0.0:80": true,
+		"93.184.216.34:443": false, "[2606:2800:220:1::1]:443": false,
+	} {
+		err := guardControl(context.Background(), "tcp", addr, nil)
+		if got := errors.Is(err, ErrBlockedAddress); got != blocked {
+			t.Errorf("guardControl(%s) = %v, want blocked=%v", addr, err, blocked)
+		}
+	}
+}

@@ -1,0 +1,49 @@
+package subscriptions
+
+// luaPrelude is prepended to every script that needs the clock or the
+// disable transition, so the scripts share one definition of each.
+//
+// now_ms reads Redis TIME: one clock for every webhookd replica. Writes
+// after TIME are safe because scripts replicate by effects (the default
+// since Redis 5, the only mode since 7.0).
+//
+// rfc3339 formats unix milliseconds as an RFC 3339 UTC time (the Redis Lua
+// sandbox has no os.date); it is Howard Hinnant's civil_from_days.
+//
+// disable turns a failing webhook off: enabled=0, disabled_at, a reason
+// built from error_since and the last error (never the secret), out of
+// wh:erroring, and a revision bump so every replica's reconciler stops its
+// consumer. error_since and the last failure stay as history until the
+// webhook is enabled again.
+const luaPrelude = `
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function rfc3339(ms)
+  local s = math.floor(ms / 1000)
+  local days = math.floor(s / 86400)
+  local rem = s - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local y = yoe + era * 400
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp + 3
+  if mp >= 10 then m = mp - 9 end
+  if m <= 2 then y = y + 1 end
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02dZ', y, m, d,
+    math.floor(rem / 3600), math.floor((rem % 3600) / 60), rem % 60)
+end
+
+local function disable(key, erroring, rev, id, now, since, lasterr)
+  redis.call('HSET', key, 'enabled', '0', 'disabled_at', now, 'next_attempt_at', 0,
+    'disabled_reason', 'endpoint failing since ' .. rfc3339(since) .. ' (last error: ' .. (lasterr or '') .. ')')
+  redis.call('ZREM', erroring, id)
+  redis.call('INCR', rev)
+end
+`

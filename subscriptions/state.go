@@ -1,0 +1,237 @@
+package subscriptions
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Backoff is the retry and disable policy RecordFailure applies. Zero
+// fields take the defaults noted on each.
+type Backoff struct {
+	Base         time.Duration // first delay (default 1s)
+	Max          time.Duration // cap (default 1h)
+	DisableAfter time.Duration // continuous error time before disabling (default 48h)
+	// Jitter multiplies the delay; callers pass a random factor in
+	// [0.8, 1.2] so that retries of many webhooks spread out. Zero,
+	// negative or NaN means 1 (no jitter).
+	Jitter float64
+}
+
+// withDefaults fills the zero fields of b.
+func (b Backoff) withDefaults() Backoff {
+	if b.Base <= 0 {
+		b.Base = time.Second
+	}
+	if b.Max <= 0 {
+		b.Max = time.Hour
+	}
+	if b.DisableAfter <= 0 {
+		b.DisableAfter = 48 * time.Hour
+	}
+	if !(b.Jitter > 0) || math.IsInf(b.Jitter, 0) {
+		b.Jitter = 1
+	}
+	return b
+}
+
+// Failure describes one failed request.
+type Failure struct {
+	Status    int       // HTTP status, 0 when there was no response
+	Error     string    // short classification: "status 503", "timeout", "connection refused"
+	StartedAt time.Time // when the request started
+}
+
+// FailureResult is what RecordFailure decided.
+type FailureResult struct {
+	Delay      time.Duration // redeliver the batch after this long
+	Failures   int           // consecutive failures (escalations) so far
+	ErrorSince time.Time
+	Disabled   bool // this failure crossed DisableAfter: the webhook is now disabled
+	Gone       bool // the webhook was already disabled or deleted
+}
+
+// maxErrorLen bounds last_error (and so disabled_reason): it is a short
+// classification for people, not a response body.
+const maxErrorLen = 200
+
+// failureScript is tech-notes §4.2 with escalation once per round and the
+// backoff computed on Redis's clock. The exponent is capped at 40 so that
+// Base·2^n stays a finite, exact double before the cap applies; the
+// delay is rounded to whole milliseconds before it is stored. A failure
+// that does not escalate never moves next_attempt_at earlier.
+//
+// KEYS: wh:{id}, wh:erroring, wh:rev
+// ARGV: id, status, error, started_at ms, base ms, max ms, jitter, disable_after ms
+// Reply: {outcome, delay ms, failures, error_since ms}; outcome 0 = retry,
+// 1 = disabled now, -1 = gone.
+var failureScript = redis.NewScript(luaPrelude + `
+local now = now_ms()
+local h = redis.call('HMGET', KEYS[1], 'enabled', 'error_since', 'consecutive_failures',
+  'last_failure_at', 'next_attempt_at')
+if h[1] ~= '1' then return {-1, 0, 0, 0} end
+local prevSince = tonumber(h[2]) or 0
+local since = prevSince
+if since == 0 then since = now end
+local failures = tonumber(h[3]) or 0
+if prevSince == 0 then failures = 0 end
+if failures == 0 or tonumber(ARGV[4]) >= (tonumber(h[4]) or 0) then
+  failures = failures + 1
+end
+local exp = failures - 1
+if exp > 40 then exp = 40 end
+local delay = tonumber(ARGV[5]) * 2 ^ exp
+if delay > tonumber(ARGV[6]) then delay = tonumber(ARGV[6]) end
+delay = math.floor(delay * tonumber(ARGV[7]) + 0.5)
+local nextAt = now + delay
+local oldNext = tonumber(h[5]) or 0
+if prevSince > 0 and oldNext > nextAt then nextAt = oldNext end
+redis.call('HSET', KEYS[1], 'error_since', since, 'consecutive_failures', failures,
+  'last_status', ARGV[2], 'last_error', ARGV[3], 'last_failure_at', now,
+  'next_attempt_at', nextAt)
+redis.call('ZADD', KEYS[2], 'NX', since, ARGV[1])
+if now - since >= tonumber(ARGV[8]) then
+  disable(KEYS[1], KEYS[2], KEYS[3], ARGV[1], now, since, ARGV[3])
+  return {1, 0, failures, since}
+end
+return {0, nextAt - now, failures, since}
+`)
+
+// successScript clears the error state of an enabled webhook. A disabled
+// or deleted webhook is left alone: a late success must not hide why it
+// was disabled. last_status and last_error stay as history.
+//
+// KEYS: wh:{id}, wh:erroring
+// ARGV: id
+// Reply: 1 recovered, 0 otherwise.
+var successScript = redis.NewScript(luaPrelude + `
+local h = redis.call('HMGET', KEYS[1], 'enabled', 'error_since')
+if h[1] ~= '1' then return 0 end
+local now = now_ms()
+if (tonumber(h[2]) or 0) > 0 then
+  redis.call('HSET', KEYS[1], 'error_since', 0, 'consecutive_failures', 0,
+    'next_attempt_at', 0, 'last_success_at', now)
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return 1
+end
+redis.call('HSET', KEYS[1], 'last_success_at', now)
+return 0
+`)
+
+// expiredScript lists the ids in error since before now - after.
+//
+// KEYS: wh:erroring
+// ARGV: after ms
+var expiredScript = redis.NewScript(luaPrelude + `
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms() - tonumber(ARGV[1]))
+`)
+
+// disableExpiredScript re-checks one candidate of expiredScript and
+// disables it; entries of deleted, disabled or recovered webhooks are
+// dropped from wh:erroring.
+//
+// KEYS: wh:{id}, wh:erroring, wh:rev
+// ARGV: id, after ms
+// Reply: 1 disabled, 0 otherwise.
+var disableExpiredScript = redis.NewScript(luaPrelude + `
+local now = now_ms()
+local h = redis.call('HMGET', KEYS[1], 'enabled', 'error_since', 'last_error')
+local since = tonumber(h[2]) or 0
+if h[1] ~= '1' or since == 0 then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return 0
+end
+if now - since < tonumber(ARGV[2]) then return 0 end
+disable(KEYS[1], KEYS[2], KEYS[3], ARGV[1], now, since, h[3])
+return 1
+`)
+
+// RecordFailure records a failed request atomically (one Lua script):
+// sets error_since if healthy, stores the last status and error, and
+// escalates the backoff once per round: failures of requests that started
+// before the previous failure was recorded do not escalate again, so ten
+// concurrent requests failing together count as one. It sets
+// next_attempt_at = now + Delay, with Delay = min(Max, Base·2^(failures−1))
+// × Jitter. When the webhook has been in error for longer than
+// DisableAfter it is disabled (enabled=false, disabled_at,
+// disabled_reason) and the revision is bumped.
+//
+// StartedAt comes from the caller's clock and is compared with
+// last_failure_at from Redis's clock; skew between them only matters when
+// it approaches the time between rounds (at least Base).
+func (s *Store) RecordFailure(ctx context.Context, id string, f Failure, b Backoff) (FailureResult, error) {
+	b = b.withDefaults()
+	res, err := failureScript.Run(ctx, s.rdb, []string{keyWebhook(id), keyErroring, keyRev},
+		id, f.Status, truncate(f.Error, maxErrorLen), f.StartedAt.UnixMilli(),
+		b.Base.Milliseconds(), b.Max.Milliseconds(), b.Jitter, b.DisableAfter.Milliseconds()).Int64Slice()
+	if err != nil {
+		return FailureResult{}, fmt.Errorf("subscriptions: record failure %s: %w", id, err)
+	}
+	if len(res) != 4 {
+		return FailureResult{}, fmt.Errorf("subscriptions: record failure %s: unexpected reply %v", id, res)
+	}
+	if res[0] < 0 {
+		return FailureResult{Gone: true}, nil
+	}
+	return FailureResult{
+		Delay:      time.Duration(res[1]) * time.Millisecond,
+		Failures:   int(res[2]),
+		ErrorSince: msTime(res[3]),
+		Disabled:   res[0] == 1,
+	}, nil
+}
+
+// RecordSuccess clears the error state; recovered reports whether the
+// webhook was in error. It runs after every successful request, so it is
+// one script round trip. A disabled or deleted webhook is left unchanged
+// and reports false.
+func (s *Store) RecordSuccess(ctx context.Context, id string) (recovered bool, err error) {
+	n, err := successScript.Run(ctx, s.rdb, []string{keyWebhook(id), keyErroring}, id).Int()
+	if err != nil {
+		return false, fmt.Errorf("subscriptions: record success %s: %w", id, err)
+	}
+	return n == 1, nil
+}
+
+// DisableExpired disables every webhook continuously in error for longer
+// than after (the sweeper, for webhooks with no traffic left to fail) and
+// returns their ids. Each candidate is re-checked in its own script, so a
+// webhook that recovered or was changed meanwhile is left alone; the
+// cost is one round trip per candidate, which is fine for a periodic
+// sweep.
+func (s *Store) DisableExpired(ctx context.Context, after time.Duration) ([]string, error) {
+	if after <= 0 {
+		return nil, fmt.Errorf("subscriptions: disable expired: after %v: %w", after, ErrInvalid)
+	}
+	ids, err := expiredScript.Run(ctx, s.rdb, []string{keyErroring}, after.Milliseconds()).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("subscriptions: disable expired: %w", err)
+	}
+	var disabled []string
+	for _, id := range ids {
+		n, err := disableExpiredScript.Run(ctx, s.rdb, []string{keyWebhook(id), keyErroring, keyRev},
+			id, after.Milliseconds()).Int()
+		if err != nil {
+			return disabled, fmt.Errorf("subscriptions: disable expired %s: %w", id, err)
+		}
+		if n == 1 {
+			disabled = append(disabled, id)
+		}
+	}
+	return disabled, nil
+}
+
+// truncate shortens s to at most n bytes without splitting a rune.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

@@ -1,0 +1,149 @@
+package test
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var soak = flag.Bool("soak", false, "run the long fault tests (make soak)")
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+	binDir  string
+)
+
+// webhookdBinary builds cmd/webhookd (with -race) once per test run and
+// returns its path.
+func webhookdBinary(t testing.TB) string {
+	t.Helper()
+	binOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "whbin")
+		if binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "webhookd")
+		out, err := exec.Command("go", "build", "-race", "-o", binPath, "../cmd/webhookd").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("building webhookd: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// lockedBuffer collects a process's output.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// proc is a running `webhookd serve`.
+type proc struct {
+	t    testing.TB
+	cmd  *exec.Cmd
+	out  *lockedBuffer
+	done chan struct{}
+	err  error
+}
+
+// startWebhookd runs `webhookd serve` against the env's NATS and Redis;
+// extra flags are appended (later flags win).
+func (e *env) startWebhookd(extra ...string) *proc {
+	e.t.Helper()
+	args := []string{"serve",
+		"--nats-url", e.nats.ClientURL(),
+		"--redis-url", e.redis.URL,
+		"--http-addr", "127.0.0.1:0",
+		"--allow-insecure-endpoints",
+		"--api-key", "fault-test-key-0123456789=default",
+		"--log-format", "json",
+		"--log-level", "info",
+		"--batch-linger", "50ms",
+		"--backoff-base", "200ms",
+		"--backoff-max", "2s",
+	}
+	p := &proc{t: e.t, out: &lockedBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(webhookdBinary(e.t), append(args, extra...)...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		e.t.Fatalf("starting webhookd: %v", err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	e.t.Cleanup(func() {
+		p.signal(syscall.SIGKILL)
+		<-p.done
+		if e.t.Failed() {
+			e.t.Logf("webhookd output:\n%s", tail(p.out.String(), 4000))
+		}
+	})
+	return p
+}
+
+func (p *proc) signal(s os.Signal) { _ = p.cmd.Process.Signal(s) }
+
+// exited reports whether the process has ended.
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM and returns how long the process took to exit and
+// its exit error.
+func (p *proc) stop(timeout time.Duration) (time.Duration, error) {
+	start := time.Now()
+	p.signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return time.Since(start), p.err
+	case <-time.After(timeout):
+		return time.Since(start), errors.New("did not exit")
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
+
+var _ io.Writer = (*lockedBuffer)(nil)

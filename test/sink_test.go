@@ -1,0 +1,155 @@
+package test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/webhookd/webhookd/signer"
+)
+
+// Request is one request a Sink received, decoded.
+type Request struct {
+	At        time.Time
+	WebhookID string // Klaviyo-Webhook-Id header
+	Meta      struct {
+		AccountID string `json:"klaviyo_account_id"`
+		WebhookID string `json:"klaviyo_webhook_id"`
+		Timestamp string `json:"timestamp"`
+		Version   string `json:"version"`
+	}
+	Events []SinkEvent
+	Status int // what the sink answered
+}
+
+// SinkEvent is one item of a request's data array.
+type SinkEvent struct {
+	ExternalID string          `json:"external_id"`
+	Topic      string          `json:"topic"`
+	Payload    json.RawMessage `json:"payload"`
+}
+
+// Sink is a real HTTP endpoint that verifies every request's signature
+// with its secret, checks that the webhook id header equals
+// meta.klaviyo_webhook_id, records what it received and answers with what
+// Respond returns (200 when nil). Problems are reported with tb.Errorf.
+type Sink struct {
+	URL    string
+	Secret string
+
+	tb  testing.TB
+	srv *httptest.Server
+
+	// Respond decides the answer to the n-th request (from 1); it may
+	// sleep to hold the request open. Set it before traffic starts.
+	Respond func(n int64, r *Request) int
+
+	n        atomic.Int64
+	inFlight atomic.Int64
+	peak     atomic.Int64
+
+	mu   sync.Mutex
+	reqs []*Request
+	seen map[string]int // external_id -> times received in a 2xx-answered request
+}
+
+// NewSink starts a sink on a loopback port, closed when the test ends.
+func NewSink(tb testing.TB, secret string) *Sink {
+	tb.Helper()
+	s := &Sink{Secret: secret, tb: tb, seen: make(map[string]int)}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.URL = s.srv.URL + "/hook"
+	tb.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {
+	cur := s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	for {
+		p := s.peak.Load()
+		if cur <= p || s.peak.CompareAndSwap(p, cur) {
+			break
+		}
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		s.tb.Errorf("sink: reading body: %v", err)
+		return
+	}
+	ts, sig := r.Header.Get("Klaviyo-Timestamp"), r.Header.Get("Klaviyo-Signature")
+	if err := signer.Verify([]byte(s.Secret), body, ts, sig); err != nil {
+		s.tb.Errorf("sink: signature does not verify: %v", err)
+	}
+	req := &Request{At: time.Now(), WebhookID: r.Header.Get("Klaviyo-Webhook-Id")}
+	var env struct {
+		Data []SinkEvent     `json:"data"`
+		Meta json.RawMessage `json:"meta"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		s.tb.Errorf("sink: body is not the data/meta envelope: %v", err)
+	}
+	_ = json.Unmarshal(env.Meta, &req.Meta)
+	req.Events = env.Data
+	if req.WebhookID == "" || req.WebhookID != req.Meta.WebhookID {
+		s.tb.Errorf("sink: Klaviyo-Webhook-Id %q != meta.klaviyo_webhook_id %q", req.WebhookID, req.Meta.WebhookID)
+	}
+	status := http.StatusOK
+	if s.Respond != nil {
+		if st := s.Respond(s.n.Add(1), req); st != 0 {
+			status = st
+		}
+	}
+	req.Status = status
+	// A sender that gave up (its deadline passed while Respond held the
+	// request) never sees this answer, so its events are not delivered.
+	gone := r.Context().Err() != nil
+	s.mu.Lock()
+	s.reqs = append(s.reqs, req)
+	if status >= 200 && status <= 202 && !gone {
+		for _, e := range req.Events {
+			s.seen[e.ExternalID]++
+		}
+	}
+	s.mu.Unlock()
+	w.WriteHeader(status)
+}
+
+// Requests returns a copy of the requests received so far.
+func (s *Sink) Requests() []*Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*Request(nil), s.reqs...)
+}
+
+// Delivered returns external_id -> number of times it arrived in a
+// request the sink accepted.
+func (s *Sink) Delivered() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.seen))
+	for k, v := range s.seen {
+		out[k] = v
+	}
+	return out
+}
+
+// Peak is the highest number of requests the sink held at once.
+func (s *Sink) Peak() int { return int(s.peak.Load()) }
+
+// waitFor polls cond every 20ms until it holds or timeout passes.
+func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
