@@ -119,19 +119,33 @@ func (d *Dispatcher) post(ctx context.Context, w subscriptions.Webhook, evs []ba
 	signer.SetHeaders(req.Header, w.ID, []byte(w.Secret), body, now)
 
 	d.stats.Requests.Add(1)
+	d.stats.InFlight.Add(1)
+	start := time.Now()
+	o := d.do(req)
+	d.stats.InFlight.Add(-1)
+	if o.ok() {
+		d.stats.Succeeded.Add(1)
+	} else {
+		d.stats.Failed.Add(1)
+	}
+	if d.cfg.Observer != nil {
+		d.cfg.Observer.Request(o.label(), len(evs), len(body), time.Since(start))
+	}
+	return o
+}
+
+// do sends req and classifies what came back.
+func (d *Dispatcher) do(req *http.Request) outcome {
 	resp, err := d.client.Do(req)
 	if err != nil {
-		d.stats.Failed.Add(1)
 		return classify(err)
 	}
 	// Drain a little so the connection is reused; never more than 64 KiB.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if !successful(resp.StatusCode) {
-		d.stats.Failed.Add(1)
 		return outcome{kind: kindStatus, status: resp.StatusCode}
 	}
-	d.stats.Succeeded.Add(1)
 	return outcome{kind: kindOK, status: resp.StatusCode}
 }
 

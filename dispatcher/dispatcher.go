@@ -52,6 +52,8 @@ type Config struct {
 
 	AllowInsecureEndpoints bool   // permit loopback/private targets (tests, local development)
 	UserAgent              string // User-Agent header ("webhookd")
+
+	Observer Observer // told about every request, for metrics (none)
 }
 
 func (c Config) withDefaults() Config {
@@ -139,6 +141,7 @@ type Stats struct {
 	Requests     atomic.Int64 // requests sent
 	Succeeded    atomic.Int64 // requests answered 200/201/202
 	Failed       atomic.Int64 // requests that failed
+	InFlight     atomic.Int64 // requests in flight now, on this replica
 	Delivered    atomic.Int64 // events acknowledged after a successful request
 	DeadLettered atomic.Int64 // events set aside (first sighting only)
 	Disabled     atomic.Int64 // webhooks this replica disabled

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 )
@@ -81,6 +82,37 @@ func TestGuardControl(t *testing.T) {
 		err := guardControl(context.Background(), "tcp", addr, nil)
 		if got := errors.Is(err, ErrBlockedAddress); got != blocked {
 			t.Errorf("guardControl(%s) = %v, want blocked=%v", addr, err, blocked)
+		}
+	}
+}
+
+// Every outcome has an Observer label, and every label is in Outcomes.
+func TestOutcomeLabels(t *testing.T) {
+	cases := []struct {
+		in   outcome
+		want string
+	}{
+		{outcome{kind: kindOK, status: 200}, "success"},
+		{outcome{kind: kindStatus, status: 204}, "status_2xx"},
+		{outcome{kind: kindStatus, status: 302}, "status_3xx"},
+		{outcome{kind: kindStatus, status: 404}, "status_4xx"},
+		{outcome{kind: kindStatus, status: 503}, "status_5xx"},
+		{outcome{kind: kindStatus, status: 999}, "network"},
+		{outcome{kind: kindTimeout}, "timeout"},
+		{outcome{kind: kindRefused}, "refused"},
+		{outcome{kind: kindDNS}, "dns"},
+		{outcome{kind: kindTLS}, "tls"},
+		{outcome{kind: kindBlocked}, "blocked"},
+		{outcome{kind: kindInvalid}, "invalid"},
+		{outcome{kind: kindNetwork}, "network"},
+	}
+	for _, c := range cases {
+		got := c.in.label()
+		if got != c.want {
+			t.Errorf("%+v.label() = %q, want %q", c.in, got, c.want)
+		}
+		if !slices.Contains(Outcomes, got) {
+			t.Errorf("label %q is not in Outcomes", got)
 		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 // meanings are DESIGN.md's configuration table; see newServeFlags.
 type serveConfig struct {
 	HTTPAddr       string
+	MetricsAddr    string // empty: no metrics listener
 	NATSURL        string // empty: embedded nats-server
 	NATSListen     string
 	NATSSyncAlways bool
@@ -81,6 +82,7 @@ func newServeFlags(cfg *serveConfig, stderr io.Writer) *flag.FlagSet {
 	cfg.Subjects = []string{"event:klaviyo.>"}
 
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "API listen `address` (host:port)")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "listen `address` for Prometheus /metrics and /debug/pprof/ (keep it private); empty: off")
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "external NATS `URL`s (comma list); empty starts an embedded JetStream server")
 	fs.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4222", "client `address` of the embedded NATS server (host:port; port 0 picks a free one)")
 	fs.BoolVar(&cfg.NATSSyncAlways, "nats-sync-always", true, "embedded NATS fsyncs every write (default on: a single node otherwise loses up to 2 min of acknowledged events on power loss; turn off for benchmarks)")
@@ -151,6 +153,11 @@ func (c *serveConfig) validate(fromEnv map[string]string) error {
 
 	if err := checkHostPort(c.HTTPAddr); err != nil {
 		bad("http-addr", c.HTTPAddr, "%v", err)
+	}
+	if c.MetricsAddr != "" {
+		if err := checkHostPort(c.MetricsAddr); err != nil {
+			bad("metrics-addr", c.MetricsAddr, "%v", err)
+		}
 	}
 	if c.NATSURL == "" {
 		if err := checkHostPort(c.NATSListen); err != nil {

@@ -39,7 +39,7 @@ const (
 // missing redis-server) fails here, before anything is served.
 //
 // Shutdown order, on SIGINT/SIGTERM or when any part fails:
-//  1. the HTTP server stops accepting and finishes API requests in
+//  1. the HTTP servers (API, metrics) stop accepting and finish requests in
 //     progress (at most httpShutdownTimeout); concurrently
 //  2. the dispatcher drains: it pulls nothing new, and deliveries in
 //     flight finish within --delivery-timeout and are acked or handed back
@@ -98,10 +98,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 
 	store := subscriptions.New(rdb.Client, subscriptions.Config{MaxWebhooksPerAccount: cfg.MaxWebhooksPerAccount})
-	disp, err := dispatcher.New(cfg.dispatcherConfig(), js, store, log.With().Str("component", "dispatcher").Logger())
+	met := newMetrics()
+	dcfg := cfg.dispatcherConfig()
+	dcfg.Observer = met
+	disp, err := dispatcher.New(dcfg, js, store, log.With().Str("component", "dispatcher").Logger())
 	if err != nil {
 		return fmt.Errorf("dispatcher: %w", err)
 	}
+	met.register(disp)
 	handler := api.New(api.Config{
 		AllowInsecureEndpoints: cfg.AllowInsecureEndpoints,
 		MaxWebhooksPerAccount:  cfg.MaxWebhooksPerAccount,
@@ -114,6 +118,19 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return &flagError{Flag: "http-addr", Value: cfg.HTTPAddr, Err: err}
 	}
 	srv := newHTTPServer(handler, log)
+	servers := []*http.Server{srv}
+	listeners := []net.Listener{ln}
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return &flagError{Flag: "metrics-addr", Value: cfg.MetricsAddr, Err: err}
+		}
+		msrv := newHTTPServer(met.handler(), log)
+		msrv.WriteTimeout = 0 // a CPU profile streams for as long as asked
+		servers, listeners = append(servers, msrv), append(listeners, mln)
+		log.Info().Str("addr", mln.Addr().String()).Msg("metrics and pprof serving")
+	}
 
 	printBanner(stderr, bannerInfo{
 		APIURL:       "http://" + ln.Addr().String(),
@@ -130,19 +147,21 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	log.Info().Str("addr", ln.Addr().String()).Str("version", version).Msg("webhookd serving")
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { // step 1
-		err := srv.Serve(ln)
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil
-		}
-		return fmt.Errorf("http server: %w", err)
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), httpShutdownTimeout)
-		defer cancel()
-		return srv.Shutdown(sctx)
-	})
+	for i, srv := range servers { // step 1
+		g.Go(func() error {
+			err := srv.Serve(listeners[i])
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return fmt.Errorf("http server %s: %w", listeners[i].Addr(), err)
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), httpShutdownTimeout)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+	}
 	g.Go(func() error { // step 2
 		if err := disp.Run(gctx); err != nil {
 			return fmt.Errorf("dispatcher: %w", err)

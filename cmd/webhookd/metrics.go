@@ -1,0 +1,114 @@
+package main
+
+import (
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/webhookd/webhookd/dispatcher"
+)
+
+// metrics is the Prometheus view of one replica. Labels never carry a
+// webhook or account id: with thousands of webhooks that is a cardinality
+// bomb, and per-webhook state is in the API's delivery-state extension.
+type metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	events   *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	batch    prometheus.Histogram
+	bytes    prometheus.Histogram
+}
+
+// newMetrics returns the request metrics; register adds the dispatcher's
+// counters once it exists (it takes m as its Observer first).
+func newMetrics() *metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := &metrics{
+		reg: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "webhookd_requests_total",
+			Help: "Delivery requests sent, by outcome (success = 200/201/202).",
+		}, []string{"outcome"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "webhookd_request_events_total",
+			Help: "Events carried by delivery requests, by outcome; failed ones are retried later.",
+		}, []string{"outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "webhookd_request_duration_seconds",
+			Help:    "Time from sending a delivery request to the end of its response.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"outcome"}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "webhookd_request_batch_events",
+			Help:    "Events per delivery request.",
+			Buckets: []float64{1, 10, 50, 100, 250, 500, 750, 1000},
+		}),
+		bytes: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "webhookd_request_body_bytes",
+			Help:    "Body size of delivery requests.",
+			Buckets: prometheus.ExponentialBuckets(1024, 4, 8), // 1 KiB … 16 MiB
+		}),
+	}
+	for _, o := range dispatcher.Outcomes { // every series exists from the start
+		m.requests.WithLabelValues(o)
+		m.events.WithLabelValues(o)
+	}
+	reg.MustRegister(m.requests, m.events, m.duration, m.batch, m.bytes)
+	return m
+}
+
+// register exposes d's counters and gauges.
+func (m *metrics) register(d *dispatcher.Dispatcher) {
+	st := d.Stats()
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "webhookd_events_delivered_total",
+			Help: "Events acknowledged after a successful request.",
+		}, func() float64 { return float64(st.Delivered.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "webhookd_events_dead_lettered_total",
+			Help: "Events set aside on the dead-letter subject (not JSON, no id, too large).",
+		}, func() float64 { return float64(st.DeadLettered.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "webhookd_webhooks_disabled_total",
+			Help: "Webhooks this replica disabled after --disable-after in error.",
+		}, func() float64 { return float64(st.Disabled.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "webhookd_requests_in_flight",
+			Help: "Delivery requests in flight on this replica.",
+		}, func() float64 { return float64(st.InFlight.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "webhookd_webhooks_active",
+			Help: "Enabled webhooks this replica consumes events for.",
+		}, func() float64 { return float64(d.ActiveWebhooks()) }),
+	)
+}
+
+// Request implements dispatcher.Observer.
+func (m *metrics) Request(outcome string, events, bytes int, took time.Duration) {
+	m.requests.WithLabelValues(outcome).Inc()
+	m.events.WithLabelValues(outcome).Add(float64(events))
+	m.duration.WithLabelValues(outcome).Observe(took.Seconds())
+	m.batch.Observe(float64(events))
+	m.bytes.Observe(float64(bytes))
+}
+
+// handler serves /metrics and the runtime profiles under /debug/pprof/.
+// It belongs on a private address (--metrics-addr): profiles reveal
+// internals and cost CPU while they run.
+func (m *metrics) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	return mux
+}
