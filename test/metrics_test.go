@@ -1,8 +1,6 @@
 package test
 
 import (
-	"bufio"
-	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
@@ -10,25 +8,6 @@ import (
 	"testing"
 	"time"
 )
-
-// logAddr waits for a JSON log line of p with the given message and
-// returns its addr field.
-func (p *proc) logAddr(t *testing.T, message string) string {
-	t.Helper()
-	var addr string
-	waitFor(t, 20*time.Second, "log line "+strconv.Quote(message), func() bool {
-		sc := bufio.NewScanner(strings.NewReader(p.out.String()))
-		for sc.Scan() {
-			var l struct{ Message, Addr string }
-			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Message == message && l.Addr != "" {
-				addr = l.Addr
-				return true
-			}
-		}
-		return false
-	})
-	return addr
-}
 
 // scrape returns the samples of a Prometheus text page as
 // "name{labels}" -> value.
@@ -62,7 +41,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	p := e.startWebhookd("--metrics-addr", "127.0.0.1:0")
-	base := "http://" + p.logAddr(t, "metrics and pprof serving")
+	base := "http://" + p.logLine(t, "metrics and pprof serving")["addr"].(string)
 
 	ok := NewSink(t, testSecret)
 	failing := NewSink(t, testSecret)

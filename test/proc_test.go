@@ -97,18 +97,26 @@ func (e *env) startWebhookd(extra ...string) *proc {
 		"--backoff-base", "200ms",
 		"--backoff-max", "2s",
 	}
-	p := &proc{t: e.t, out: &lockedBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(webhookdBinary(e.t), append(args, extra...)...)
+	return startProc(e.t, append(args, extra...)...)
+}
+
+// startProc runs the webhookd binary with args; it is killed (with its
+// process group: a managed redis-server) when the test ends.
+func startProc(t testing.TB, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, out: &lockedBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(webhookdBinary(t), args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {
-		e.t.Fatalf("starting webhookd: %v", err)
+		t.Fatalf("starting webhookd: %v", err)
 	}
 	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	e.t.Cleanup(func() {
-		p.signal(syscall.SIGKILL)
+	t.Cleanup(func() {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
-		if e.t.Failed() {
-			e.t.Logf("webhookd output:\n%s", tail(p.out.String(), 4000))
+		if t.Failed() {
+			t.Logf("webhookd output:\n%s", tail(p.out.String(), 4000))
 		}
 	})
 	return p
