@@ -15,14 +15,6 @@ func msTime(ms int64) time.Time {
 	return time.UnixMilli(ms).UTC()
 }
 
-// timeMS is msTime's inverse: the zero time is 0.
-func timeMS(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
 // decodeWebhook turns the wh:{id} hash into a Webhook. Fields missing from
 // the hash (older records, or state never written) read as zero values.
 func decodeWebhook(m map[string]string) (Webhook, error) {

@@ -31,7 +31,8 @@ func ValidateAccountID(id string) error {
 	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+		allowed := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
+		if !allowed {
 			return fmt.Errorf("account id %q may only contain letters, digits, '_' and '-': %w", id, ErrInvalid)
 		}
 	}

@@ -36,7 +36,7 @@ func TestAcquireSlotNeverExceedsMax(t *testing.T) {
 					for {
 						slot, err := st.AcquireSlot(ctx, w.ID, holder, max, 10*time.Second)
 						if err != nil || slot.Gone {
-							errc <- fmt.Errorf("AcquireSlot() = %+v, %v", slot, err)
+							errc <- fmt.Errorf("AcquireSlot() = %+v, %w", slot, err)
 							return
 						}
 						if slot.Acquired {

@@ -23,8 +23,8 @@ type tally struct{ published, delivered, duplicated, lost int }
 func count(ids []string, got map[string]int) tally {
 	tl := tally{published: len(ids)}
 	for _, id := range ids {
-		switch n := got[id]; {
-		case n == 0:
+		switch n := got[id]; n {
+		case 0:
 			tl.lost++
 		default:
 			tl.delivered++

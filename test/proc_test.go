@@ -36,7 +36,7 @@ func webhookdBinary(t testing.TB) string {
 		binPath = filepath.Join(binDir, "webhookd")
 		out, err := exec.Command("go", "build", "-race", "-o", binPath, "../cmd/webhookd").CombinedOutput()
 		if err != nil {
-			binErr = fmt.Errorf("building webhookd: %v\n%s", err, out)
+			binErr = fmt.Errorf("building webhookd: %w\n%s", err, out)
 		}
 	})
 	if binErr != nil {

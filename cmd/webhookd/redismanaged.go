@@ -77,7 +77,9 @@ func startManagedRedis(ctx context.Context, dataDir string, log zerolog.Logger) 
 		return nil, err
 	}
 
-	m.cmd = exec.Command(bin,
+	// No CommandContext: Stop ends it with SIGTERM so it fsyncs its AOF;
+	// a cancelled context would SIGKILL it.
+	m.cmd = exec.Command(bin, //nolint:noctx // see above
 		"--port", "0",
 		"--unixsocket", m.Socket, "--unixsocketperm", "700",
 		"--dir", dir,
@@ -162,7 +164,7 @@ func (m *managedRedis) waitReady(ctx context.Context) error {
 		}
 		select {
 		case <-m.done:
-			return fmt.Errorf("managed redis-server exited during start-up (%v): %s", m.waitErr, m.lastWords())
+			return fmt.Errorf("managed redis-server exited during start-up (%s): %s", exitDesc(m.waitErr), m.lastWords())
 		case <-deadline.C:
 			return fmt.Errorf("managed redis-server: no PING answer on %s after %s: %w", m.Socket, redisStartTimeout, err)
 		case <-ctx.Done():
@@ -192,7 +194,7 @@ func (m *managedRedis) Watch(ctx context.Context) error {
 		}
 		m.log.Error().Str("reason", fmt.Sprint(m.waitErr)).Str("log_tail", m.lastWords()).
 			Msg("managed redis-server exited unexpectedly")
-		return fmt.Errorf("managed redis-server exited unexpectedly (%v); see %s", m.waitErr, m.LogFile)
+		return fmt.Errorf("managed redis-server exited unexpectedly (%s); see %s", exitDesc(m.waitErr), m.LogFile)
 	}
 }
 
@@ -240,4 +242,12 @@ func (m *managedRedis) lastWords() string {
 		return "no output"
 	}
 	return out
+}
+
+// exitDesc describes how a child process ended, from cmd.Wait's error.
+func exitDesc(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
 }

@@ -113,7 +113,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}, store, keys, log.With().Str("component", "api").Logger())
 
 	// Listen before serving, so a busy port fails start-up at once.
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
 		return &flagError{Flag: "http-addr", Value: cfg.HTTPAddr, Err: err}
 	}
@@ -121,7 +122,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	servers := []*http.Server{srv}
 	listeners := []net.Listener{ln}
 	if cfg.MetricsAddr != "" {
-		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		mln, err := lc.Listen(ctx, "tcp", cfg.MetricsAddr)
 		if err != nil {
 			ln.Close()
 			return &flagError{Flag: "metrics-addr", Value: cfg.MetricsAddr, Err: err}
