@@ -85,6 +85,9 @@ func TestFaultReplicaCrash(t *testing.T) {
 			defer cur.Add(-1)
 			for p := peakAfter.Load(); c > p && !peakAfter.CompareAndSwap(p, c); p = peakAfter.Load() {
 			}
+			// Held long enough that one replica's fetch loop fills all
+			// ten slots even on a slow, loaded machine.
+			time.Sleep(400 * time.Millisecond)
 		}
 		time.Sleep(100 * time.Millisecond)
 		return http.StatusOK

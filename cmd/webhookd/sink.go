@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -32,8 +33,7 @@ const (
 	// webhookd's default --delivery-timeout, so the sender gives up first.
 	failTimeout = 10 * time.Second
 	// maxPooledBody is the largest body buffer kept for reuse. A 1,000
-	// event batch of 1 KB events is about 1 MB; larger buffers are
-	// rare and are left to the garbage collector rather than pinned.
+	// event batch of 1 KB events is about 1 MB; larger ones are rare.
 	maxPooledBody = 8 << 20
 	// maxRememberedWebhooks bounds the webhook id → secret memo. Only
 	// requests whose signature verified add to it.
@@ -61,7 +61,7 @@ func newSinkFlags(c *sinkConfig, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("sink", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: webhookd sink --secret SECRET [flags]\n\n"+
+		_, _ = fmt.Fprint(stderr, "usage: webhookd sink --secret SECRET [flags]\n\n"+
 			"A receiving endpoint for development, tests and benchmarks. Every POST (any path\n"+
 			"but /stats) is a delivery: its Klaviyo-Signature is verified, its Klaviyo-Webhook-Id\n"+
 			"compared with meta.klaviyo_webhook_id, and its events counted and deduplicated.\n"+
@@ -152,8 +152,10 @@ func runSink(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	log := newLogger(stderr, "info", "console")
-	ln, err := net.Listen("tcp", cfg.Addr)
+	// Plain console lines: the sink is watched in a terminal or its
+	// output kept in a file by a benchmark, where colour codes are noise.
+	log := zerolog.New(zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.TimeOnly, NoColor: true}).With().Timestamp().Logger()
+	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", cfg.Addr)
 	if err != nil {
 		return &flagError{Flag: "addr", Value: cfg.Addr, Err: err}
 	}
@@ -164,7 +166,7 @@ func runSink(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          newStdLogger(log),
 	}
-	fmt.Fprintf(stdout, "sink listening on http://%s\n", ln.Addr())
+	_, _ = fmt.Fprintf(stdout, "sink listening on http://%s\n", ln.Addr())
 	if f, ok := stdout.(interface{ Flush() error }); ok {
 		_ = f.Flush()
 	}
@@ -180,8 +182,10 @@ func runSink(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sinkShutdownTimeout)
 	defer cancel()
 	err = srv.Shutdown(shutdownCtx)
-	<-served
-	fmt.Fprintln(stdout, s.stats.summary(time.Now()).line())
+	if serveErr := <-served; !errors.Is(serveErr, http.ErrServerClosed) {
+		err = errors.Join(err, serveErr)
+	}
+	_, _ = fmt.Fprintln(stdout, s.stats.summary(time.Now()).line())
 	if err != nil {
 		return fmt.Errorf("sink: shutdown: %w", err)
 	}
@@ -195,7 +199,8 @@ type sink struct {
 	secrets  *secretSet // nil with --no-verify
 	log      zerolog.Logger
 	logLimit logLimiter
-	scratch  sync.Pool     // *sinkScratch
+	bodies   sync.Pool     // *[]byte, request bodies
+	scans    sync.Pool     // *deliveryScan
 	stopping chan struct{} // closed when shutdown starts
 }
 
@@ -204,7 +209,8 @@ func newSink(cfg sinkConfig, log zerolog.Logger, now time.Time) *sink {
 	if !cfg.NoVerify {
 		s.secrets = newSecretSet(cfg.Secrets)
 	}
-	s.scratch.New = func() any { return new(sinkScratch) }
+	s.bodies.New = func() any { return new([]byte) }
+	s.scans.New = func() any { return new(deliveryScan) }
 	return s
 }
 
@@ -239,12 +245,6 @@ func writeSinkJSON(w http.ResponseWriter, v any) {
 	_ = enc.Encode(v) // a failed write means the client went away
 }
 
-// sinkScratch is one request's reusable memory.
-type sinkScratch struct {
-	body []byte
-	scan deliveryScan
-}
-
 // handleDelivery checks one delivery in order of cost: injected failure,
 // body size, signature (a fixed cost per byte), then a single scan of the
 // body that validates it as JSON and extracts only the envelope fields,
@@ -258,36 +258,19 @@ func (s *sink) handleDelivery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	sc := s.scratch.Get().(*sinkScratch)
-	defer s.putScratch(sc)
-	webhookID := r.Header.Get(signer.HeaderWebhookID)
-	var err error
-	sc.body, err = readBody(w, r, sc.body, int64(s.cfg.MaxBody))
-	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			s.refuse(w, &s.stats.malformed, http.StatusRequestEntityTooLarge, webhookID, "body over --max-body")
-		}
-		return // otherwise the client went away mid-body: nobody to answer
-	}
-	arrived := time.Now()
-	if s.secrets != nil && !s.secrets.verify(webhookID, r.Header.Get(signer.HeaderTimestamp), r.Header.Get(signer.HeaderSignature), sc.body) {
-		s.refuse(w, &s.stats.badSignatures, http.StatusUnauthorized, webhookID, "signature does not verify")
-		return
-	}
-	wh := s.stats.webhookHash(webhookID)
-	if err := scanDelivery(sc.body, &sc.scan, func(id []byte) uint64 { return s.stats.dedupeKey(wh, id) }); err != nil {
-		s.refuse(w, &s.stats.malformed, http.StatusBadRequest, webhookID, "malformed body: "+err.Error())
-		return
-	}
-	if webhookID == "" || string(sc.scan.webhookID) != webhookID {
-		s.refuse(w, &s.stats.mismatches, http.StatusBadRequest, webhookID, "Klaviyo-Webhook-Id header differs from meta.klaviyo_webhook_id")
+	buf := s.bodies.Get().(*[]byte)
+	d := s.scans.Get().(*deliveryScan)
+	defer s.putScan(d)
+	webhookID, arrived, ok := s.check(w, r, buf, d)
+	s.putBody(buf) // before --delay: held requests keep only their keys
+	if !ok {
 		return
 	}
 	if s.cfg.Delay > 0 && !s.hold(r, s.cfg.Delay) {
 		return // the sender gave up and will retry: not delivered
 	}
 	if deliverySucceeded(s.cfg.Status) {
-		s.stats.accept(webhookID, &sc.scan, arrived)
+		s.stats.accept(webhookID, d, arrived)
 	} else {
 		s.stats.count(&s.stats.rejected)
 	}
@@ -300,14 +283,50 @@ func deliverySucceeded(status int) bool {
 	return status == http.StatusOK || status == http.StatusCreated || status == http.StatusAccepted
 }
 
-func (s *sink) putScratch(sc *sinkScratch) {
-	if cap(sc.body) > maxPooledBody {
-		sc.body = nil
+// check reads the body into buf, verifies its signature and scans it
+// into d. A request it refuses it answers and counts itself, and returns
+// false. arrived is when the body had been read.
+func (s *sink) check(w http.ResponseWriter, r *http.Request, buf *[]byte, d *deliveryScan) (webhookID string, arrived time.Time, ok bool) {
+	webhookID = r.Header.Get(signer.HeaderWebhookID)
+	var err error
+	*buf, err = readBody(w, r, *buf, int64(s.cfg.MaxBody))
+	if err != nil {
+		if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
+			s.refuse(w, &s.stats.malformed, http.StatusRequestEntityTooLarge, webhookID, "body over --max-body")
+		}
+		return "", arrived, false // otherwise the client went away mid-body: nobody to answer
 	}
-	if cap(sc.scan.keys) > 1<<16 {
-		sc.scan = deliveryScan{}
+	body, arrived := *buf, time.Now()
+	if s.secrets != nil && !s.secrets.verify(webhookID, r.Header.Get(signer.HeaderTimestamp), r.Header.Get(signer.HeaderSignature), body) {
+		s.refuse(w, &s.stats.badSignatures, http.StatusUnauthorized, webhookID, "signature does not verify")
+		return "", arrived, false
 	}
-	s.scratch.Put(sc)
+	wh := s.stats.webhookHash(webhookID)
+	if err := scanDelivery(body, d, func(id []byte) uint64 { return s.stats.dedupeKey(wh, id) }); err != nil {
+		s.refuse(w, &s.stats.malformed, http.StatusBadRequest, webhookID, "malformed body: "+err.Error())
+		return "", arrived, false
+	}
+	if webhookID == "" || string(d.webhookID) != webhookID {
+		s.refuse(w, &s.stats.mismatches, http.StatusBadRequest, webhookID, "Klaviyo-Webhook-Id header differs from meta.klaviyo_webhook_id")
+		return "", arrived, false
+	}
+	d.webhookID = nil // it points into body, which goes back to the pool
+	return webhookID, arrived, true
+}
+
+// putBody and putScan return request memory to the pools, except
+// outsized buffers, which are left to the garbage collector rather than
+// pinned.
+func (s *sink) putBody(buf *[]byte) {
+	if cap(*buf) <= maxPooledBody {
+		s.bodies.Put(buf)
+	}
+}
+
+func (s *sink) putScan(d *deliveryScan) {
+	if cap(d.keys) <= 1<<16 && cap(d.published) <= 1<<16 && cap(d.topics) <= 1<<10 {
+		s.scans.Put(d)
+	}
 }
 
 // refuse answers a request the sink will not accept, counts it in c and
@@ -317,7 +336,11 @@ func (s *sink) refuse(w http.ResponseWriter, c *int64, status int, webhookID, wh
 	s.stats.count(c)
 	if !s.cfg.Quiet {
 		if ok, suppressed := s.logLimit.allow(time.Now()); ok {
-			s.log.Warn().Str("webhook_id", webhookID).Int("status", status).Int("suppressed", suppressed).Msg(why)
+			ev := s.log.Warn().Str("webhook_id", webhookID).Int("status", status)
+			if suppressed > 0 {
+				ev = ev.Int("suppressed", suppressed) // lines left out since the last one
+			}
+			ev.Msg(why)
 		}
 	}
 	http.Error(w, why, status)
@@ -588,6 +611,9 @@ func (s *jsonScanner) fail(what string) error {
 }
 
 func (s *jsonScanner) ws() {
+	if s.i < len(s.b) && s.b[s.i] > ' ' { // compact JSON: the usual case
+		return
+	}
 	for s.i < len(s.b) {
 		switch s.b[s.i] {
 		case ' ', '\t', '\n', '\r':
@@ -873,54 +899,55 @@ func (s *jsonScanner) stringValue() ([]byte, error) {
 
 // str reads the string at s.i, validating its escapes and rejecting
 // control characters, and returns its raw contents and whether they hold
-// escapes. Strings are most of a body's bytes, so it tests eight bytes at
-// a time for anything that needs a closer look.
+// escapes. Strings are most of a body's bytes, so it looks at eight bytes
+// at a time (see strSpecial).
 func (s *jsonScanner) str() (raw []byte, esc bool, err error) {
 	b := s.b
 	start := s.i + 1
 	i := start
 	for {
-		for i+8 <= len(b) && !strSpecial(binary.LittleEndian.Uint64(b[i:])) {
-			i += 8
+		if i+8 <= len(b) {
+			m := strSpecial(binary.LittleEndian.Uint64(b[i:]))
+			if m == 0 {
+				i += 8
+				continue
+			}
+			i += bits.TrailingZeros64(m) / 8
 		}
-		// One of the next eight bytes, if any, needs a look.
-		for {
-			if i >= len(b) {
+		if i >= len(b) {
+			s.i = i
+			return nil, false, s.fail("unterminated string")
+		}
+		switch c := b[i]; {
+		case c == '"':
+			s.i = i + 1
+			return b[start:i], esc, nil
+		case c == '\\':
+			n := escapeLen(b[i:])
+			if n == 0 {
 				s.i = i
-				return nil, false, s.fail("unterminated string")
+				return nil, false, s.fail("bad escape")
 			}
-			c := b[i]
-			if c == '"' {
-				s.i = i + 1
-				return b[start:i], esc, nil
-			}
-			if c == '\\' {
-				n := escapeLen(b[i:])
-				if n == 0 {
-					s.i = i
-					return nil, false, s.fail("bad escape")
-				}
-				i += n
-				esc = true
-				break
-			}
-			if c < 0x20 {
-				s.i = i
-				return nil, false, s.fail("control character in string")
-			}
+			i += n
+			esc = true
+		case c < 0x20:
+			s.i = i
+			return nil, false, s.fail("control character in string")
+		default: // only in the last seven bytes of the body
 			i++
 		}
 	}
 }
 
-// strSpecial reports whether any of the eight bytes of w (little endian)
-// is '"', '\\' or below 0x20, with the haszero and hasless tricks of
-// "Bit Twiddling Hacks": exact for whether such a byte exists, which is
-// all we ask.
-func strSpecial(w uint64) bool {
+// strSpecial returns a mask with the high bit set in the lowest byte of
+// w (little endian, so the first in memory) that is '"', '\\' or below
+// 0x20, or 0 if there is none. It uses the haszero and hasless tricks of
+// "Bit Twiddling Hacks": they may also flag bytes above a true hit (the
+// subtraction borrows), never below one, so the lowest flag is exact.
+func strSpecial(w uint64) uint64 {
 	const lo, hi = 0x0101010101010101, 0x8080808080808080
 	q, bs := w^(lo*'"'), w^(lo*'\\')
-	return ((w-lo*0x20)&^w|(q-lo)&^q|(bs-lo)&^bs)&hi != 0
+	return ((w-lo*0x20)&^w | (q-lo)&^q | (bs-lo)&^bs) & hi
 }
 
 // escapeLen returns the length of the escape sequence b starts with, or
@@ -937,7 +964,7 @@ func escapeLen(b []byte) int {
 			return 0
 		}
 		for _, c := range b[2:6] {
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			if (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
 				return 0
 			}
 		}

@@ -104,7 +104,7 @@ func (ts *testSink) stats(tb testing.TB) sinkSummary {
 
 func getStats(tb testing.TB, method, url string) sinkSummary {
 	tb.Helper()
-	req, err := http.NewRequest(method, url, nil)
+	req, err := http.NewRequestWithContext(context.Background(), method, url, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func getStats(tb testing.TB, method, url string) sinkSummary {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer closeBody(resp)
 	if resp.StatusCode != http.StatusOK {
 		tb.Fatalf("%s %s = %s, want 200", method, url, resp.Status)
 	}
@@ -156,9 +156,14 @@ func deliver(ctx context.Context, url, webhookID, secret string, body []byte) (i
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
+	closeBody(resp)
 	return resp.StatusCode, nil
+}
+
+// closeBody drains and closes a response body, so the connection is reused.
+func closeBody(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
 }
 
 func mustDeliver(tb testing.TB, url, webhookID, secret string, body []byte, want int) {
@@ -195,7 +200,7 @@ func TestSinkRefuses(t *testing.T) {
 	ts := startSink(t, "--secret", testSecret, "--max-body", "64KiB")
 	body := envelope(testWebhook, testEvents(2))
 	post := func(t *testing.T, header http.Header, body []byte) int {
-		req, err := http.NewRequest(http.MethodPost, ts.URL+"/hook", bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, ts.URL+"/hook", bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -204,7 +209,7 @@ func TestSinkRefuses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		closeBody(resp)
 		return resp.StatusCode
 	}
 	signed := func(webhookID, secret string, body []byte) http.Header {
@@ -375,11 +380,15 @@ func TestSinkNoVerify(t *testing.T) {
 func TestSinkStatsJSON(t *testing.T) {
 	ts := startSink(t, "--secret", testSecret)
 	mustDeliver(t, ts.URL+"/hook", testWebhook, testSecret, envelope(testWebhook, testEvents(1)), 200)
-	resp, err := http.Get(ts.URL + "/stats")
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, ts.URL+"/stats", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeBody(resp)
 	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type = %q, want application/json", ct)
 	}
@@ -418,11 +427,15 @@ func TestSinkReset(t *testing.T) {
 		t.Errorf("unique after reset = %d, want 2", st.UniqueEvents)
 	}
 
-	resp, err := http.Post(ts.URL+"/stats", "application/json", strings.NewReader("{}"))
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, ts.URL+"/stats", strings.NewReader("{}"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeBody(resp)
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST /stats = %d, want 405", resp.StatusCode)
 	}
@@ -470,9 +483,10 @@ func TestScanDelivery(t *testing.T) {
 	}{
 		{
 			name: "webhookd's layout",
-			body: `{"data":[{"external_id":"abc","topic":"t","payload":{"data":{"attributes":{"event_properties":{"published_ns":42}}}}}],` +
+			body: `{"data":[{"external_id":"abc","topic":"t","payload":{"data":{"attributes":{"event_properties":{"published_ns":1767225600123456789}}}}},` +
+				`{"external_id":"de","topic":"t","payload":{"data":{"attributes":{"event_properties":{"published_ns":9223372036854775808}}}}}],` +
 				`"meta":{"klaviyo_account_id":"x","klaviyo_webhook_id":"W","timestamp":"t","version":"v"}}`,
-			keys: []uint64{3}, published: []int64{42}, topics: []topicCount{{"t", 1}},
+			keys: []uint64{3, 2}, published: []int64{1767225600123456789}, topics: []topicCount{{"t", 2}},
 		},
 		{
 			name: "any order, white space, unknown members, escapes",
@@ -533,10 +547,10 @@ func TestScanDeliveryMalformed(t *testing.T) {
 	}
 	for _, body := range []string{
 		``, `[]`, `{`, `{}`, `null`, ok + `x`, ok + `{}`,
-		`{"data":[],"meta":{}}`,                           // no webhook id
-		`{"data":[],"meta":{"klaviyo_webhook_id":1}}`,     // not a string
-		`{"meta":{"klaviyo_webhook_id":"W"}}`,             // no data
-		`{"data":{},"meta":{"klaviyo_webhook_id":"W"}}`,   // data not an array
+		`{"data":[],"meta":{}}`,                         // no webhook id
+		`{"data":[],"meta":{"klaviyo_webhook_id":1}}`,   // not a string
+		`{"meta":{"klaviyo_webhook_id":"W"}}`,           // no data
+		`{"data":{},"meta":{"klaviyo_webhook_id":"W"}}`, // data not an array
 		`{"data":[],"data":[],"meta":{"klaviyo_webhook_id":"W"}}`,
 		`{"data":[{"topic":"t"}],"meta":{"klaviyo_webhook_id":"W"}}`,
 		`{"data":[{"external_id":"a"}],"meta":{"klaviyo_webhook_id":"W"}}`,
@@ -654,7 +668,7 @@ func BenchmarkSinkHandle(b *testing.B) {
 	s := newSink(sinkConfig{Secrets: []string{testSecret}, Status: 200, MaxBody: 32 << 20, Quiet: true}, discardLogger(), time.Now())
 	reqs := make([]*http.Request, len(batches))
 	for i, body := range batches {
-		reqs[i] = httptest.NewRequest(http.MethodPost, "/hook", nil)
+		reqs[i] = httptest.NewRequestWithContext(context.Background(), http.MethodPost, "/hook", nil)
 		signer.SetHeaders(reqs[i].Header, testWebhook, []byte(testSecret), body, time.Now())
 		reqs[i].ContentLength = int64(len(body))
 	}
@@ -707,7 +721,7 @@ func BenchmarkSinkHTTP(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for i := 0; pb.Next(); i++ {
-			req, err := http.NewRequest(http.MethodPost, ts.URL+"/hook", bytes.NewReader(batches[i%len(batches)]))
+			req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, ts.URL+"/hook", bytes.NewReader(batches[i%len(batches)]))
 			if err != nil {
 				b.Error(err)
 				return
@@ -718,8 +732,7 @@ func BenchmarkSinkHTTP(b *testing.B) {
 				b.Error(err)
 				return
 			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+			closeBody(resp)
 			if resp.StatusCode != 200 {
 				b.Errorf("status %d", resp.StatusCode)
 				return
