@@ -207,7 +207,7 @@ func runPublish(ctx context.Context, args []string, stdin io.Reader, stdout, std
 			opts = append(opts, jetstream.WithMsgID(msgID))
 		}
 		st.sent.Add(1)
-		if _, err := js.PublishAsync(subject, data, opts...); err != nil {
+		if err := publishAsync(ctx, js, subject, data, opts); err != nil {
 			st.fail(err)
 		}
 	}
@@ -232,6 +232,19 @@ func runPublish(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return fmt.Errorf("interrupted: %d of %d publishes unacknowledged", sent-acked, sent)
 	}
 	return nil
+}
+
+// publishAsync publishes one message, waiting while --max-pending
+// publishes await their acknowledgement: a busy server slows the
+// publisher down instead of failing the message.
+func publishAsync(ctx context.Context, js jetstream.JetStream, subject string, data []byte, opts []jetstream.PublishOpt) error {
+	for {
+		_, err := js.PublishAsync(subject, data, opts...)
+		// PublishAsync already waited its stall time (200ms) for room.
+		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) || ctx.Err() != nil {
+			return err
+		}
+	}
 }
 
 // explainPublishErr adds the likely cause to "no stream" errors.
