@@ -230,7 +230,14 @@ func TestFaultGracefulShutdown(t *testing.T) {
 	e := newEnv(t, nil)
 	p := e.startWebhookd("--delivery-timeout", "2s", "--batch-max-events", "20")
 	sink := NewSink(t, testSecret)
-	sink.Respond = func(int64, *Request) int { time.Sleep(time.Second); return http.StatusOK }
+	var slow atomic.Bool
+	slow.Store(true)
+	sink.Respond = func(int64, *Request) int {
+		if slow.Load() {
+			time.Sleep(time.Second)
+		}
+		return http.StatusOK
+	}
 	e.create("default", sink.URL, topicSMS)
 	ids := e.publish(topicSMS, "term", 2000)
 	waitFor(t, 20*time.Second, "requests in flight", func() bool { return len(sink.Requests()) >= 10 })
@@ -243,7 +250,7 @@ func TestFaultGracefulShutdown(t *testing.T) {
 	}
 	t.Logf("graceful shutdown: exited %v after SIGTERM", took.Round(time.Millisecond))
 	e.startWebhookd("--batch-max-events", "200")
-	sink.Respond = nil
+	slow.Store(false)
 	waitDelivered(t, sink, ids, 60*time.Second)
 	count(ids, sink.Delivered()).log(t, "graceful shutdown")
 	if strings.Contains(p.out.String(), testSecret) {
