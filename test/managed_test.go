@@ -34,6 +34,19 @@ func (p *proc) logLine(t *testing.T, message string) map[string]any {
 	return line
 }
 
+// shortTempDir is a temporary directory with a short path: a managed
+// redis-server's unix socket lives in it, and socket paths are limited
+// to 108 bytes (t.TempDir's are long).
+func shortTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "wh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
 // serveManaged starts `webhookd serve` with an embedded NATS and a managed
 // redis-server in dir and returns it with its API base URL.
 func serveManaged(t *testing.T, dir string) (*proc, string) {
@@ -48,12 +61,7 @@ func serveManaged(t *testing.T, dir string) (*proc, string) {
 // if it dies webhookd says so and exits non-zero instead of limping on.
 func TestManagedRedis(t *testing.T) {
 	t.Parallel()
-	dir, err := os.MkdirTemp("", "wmr") // short: the redis socket lives here
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-
+	dir := shortTempDir(t)
 	p, api := serveManaged(t, dir)
 	body := `{"data":{"type":"webhook","attributes":{"name":"kept","endpoint_url":"http://127.0.0.1:9/hook","secret_key":"` + testSecret + `"},` +
 		`"relationships":{"webhook-topics":{"data":[{"type":"webhook-topic","id":"` + topicSMS + `"}]}}}}`

@@ -107,6 +107,7 @@ func startProc(t testing.TB, args ...string) *proc {
 	p := &proc{t: t, out: &lockedBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(webhookdBinary(t), args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.Env = childEnv()
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("starting webhookd: %v", err)
