@@ -15,54 +15,28 @@ import (
 // Keys match exactly and, as with encoding/json maps, the last of duplicate
 // keys wins.
 //
-// Parse runs on every event, so it validates with one json.Valid pass and
-// then walks only the top-level object and data, skipping other values
-// without decoding them.
+// Parse runs on every event, so it validates and finds data.id in one
+// pass (scan), without decoding anything but the id.
 func Parse(body []byte, msgID string) (string, error) {
-	if !json.Valid(body) {
+	idAt, idEnd, ok := scan(body)
+	if !ok {
 		return "", ErrNotJSON
 	}
 	if !utf8.Valid(body) {
 		return "", ErrNotUTF8
 	}
-	i := skipSpace(body, 0)
-	if body[i] != '{' {
+	if body[skipSpace(body, 0)] != '{' {
 		return "", ErrNotObject
 	}
-	if v, ok := member(body, i, "data"); ok && body[v] == '{' {
-		if w, ok := member(body, v, "id"); ok && body[w] == '"' {
-			if id := unquote(body[w:stringEnd(body, w)]); id != "" {
-				return id, nil
-			}
+	if idAt >= 0 {
+		if id := unquote(body[idAt:idEnd]); id != "" {
+			return id, nil
 		}
 	}
 	if msgID != "" {
 		return msgID, nil
 	}
 	return "", ErrNoID
-}
-
-// The helpers below assume b is valid JSON and index it without bounds
-// checks of their own; Parse calls them only after json.Valid.
-
-// member returns the start of the value of the last member named name in
-// the object that starts at b[i].
-func member(b []byte, i int, name string) (value int, ok bool) {
-	i = skipSpace(b, i+1)
-	for b[i] != '}' {
-		end := stringEnd(b, i)
-		match := keyIs(b[i:end], name)
-		i = skipSpace(b, end)
-		i = skipSpace(b, i+1) // past ':'
-		if match {
-			value, ok = i, true
-		}
-		i = skipSpace(b, skipValue(b, i))
-		if b[i] == ',' {
-			i = skipSpace(b, i+1)
-		}
-	}
-	return value, ok
 }
 
 // keyIs reports whether the quoted key equals name once unescaped.
@@ -91,53 +65,4 @@ func skipSpace(b []byte, i int) int {
 		i++
 	}
 	return i
-}
-
-// stringEnd returns the index just past the string that starts at b[i].
-func stringEnd(b []byte, i int) int {
-	for j := i + 1; ; {
-		q := j + bytes.IndexByte(b[j:], '"')
-		// The quote is escaped when an odd number of backslashes precede it.
-		k := q
-		for k > j && b[k-1] == '\\' {
-			k--
-		}
-		if (q-k)%2 == 0 {
-			return q + 1
-		}
-		j = q + 1
-	}
-}
-
-// skipValue returns the index just past the value that starts at b[i].
-func skipValue(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return stringEnd(b, i)
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); {
-			switch b[j] {
-			case '"':
-				j = stringEnd(b, j)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-			j++
-		}
-		return len(b)
-	default: // number, true, false or null
-		j := i
-		for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' &&
-			b[j] != ' ' && b[j] != '\n' && b[j] != '\r' && b[j] != '\t' {
-			j++
-		}
-		return j
-	}
 }

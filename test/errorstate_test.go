@@ -66,9 +66,9 @@ func TestErrorStateSendsOneProbe(t *testing.T) {
 	measuring.Store(true)
 	healthy.Store(true)
 	waitDelivered(t, sink, ids, 30*time.Second)
-	if !e.get(w).State.ErrorSince.IsZero() {
-		t.Error("error state not cleared after a success")
-	}
+	waitFor(t, 5*time.Second, "the error state cleared after a success", func() bool {
+		return e.get(w).State.ErrorSince.IsZero()
+	})
 	if got := peak.Load(); got < 5 {
 		t.Errorf("peak concurrent requests after recovery = %d, want full concurrency back (≥ 5 of 10)", got)
 	}
