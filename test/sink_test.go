@@ -3,6 +3,7 @@ package test
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -117,7 +118,27 @@ func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Unlock()
+	if status == ResetConnection {
+		reset(w)
+		return
+	}
 	w.WriteHeader(status)
+}
+
+// ResetConnection, returned by Respond, makes the sink drop the
+// connection with a TCP reset instead of answering.
+const ResetConnection = -1
+
+// reset closes the request's connection with SO_LINGER 0 (a TCP RST).
+func reset(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	conn.Close()
 }
 
 // Requests returns a copy of the requests received so far.
