@@ -30,6 +30,12 @@ type Config struct {
 	// error a create over the limit gets (10, as Klaviyo and
 	// subscriptions.Config). The store enforces it.
 	MaxWebhooksPerAccount int
+	// RateLimit is the steady rate of API requests per second each
+	// account may make, RateBurst the burst above it; beyond them the
+	// API answers 429 "throttled" with Retry-After, as Klaviyo does. Zero
+	// RateLimit: no limit.
+	RateLimit float64
+	RateBurst int
 	// Version is reported by /healthz in the Webhookd-Version header
 	// ("dev").
 	Version string
@@ -74,6 +80,7 @@ type server struct {
 	store Store
 	keys  Keys
 	log   zerolog.Logger
+	rate  *limiters
 }
 
 // New returns the API handler: the Klaviyo-compatible Webhooks API, the
@@ -81,5 +88,6 @@ type server struct {
 // request written to log.
 func New(cfg Config, store Store, keys Keys, log zerolog.Logger) http.Handler {
 	s := &server{cfg: cfg.withDefaults(), store: store, keys: keys, log: log}
+	s.rate = newLimiters(s.cfg.RateLimit, s.cfg.RateBurst)
 	return s.accessLog(s.routes())
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // handler is an API handler of one authenticated account. Its error
@@ -27,6 +28,10 @@ func (s *server) auth(h handler) http.Handler {
 			return
 		}
 		setAccount(r.Context(), account)
+		if err := s.rate.take(w, account, time.Now()); err != nil {
+			s.fail(w, r, err)
+			return
+		}
 		if err := h(w, r, account); err != nil {
 			s.fail(w, r, err)
 		}

@@ -24,6 +24,7 @@ const (
 	codeConflict         = "conflict"              // 409: data.type or data.id does not match
 	codeTooLarge         = "request_too_large"     // 413: body over Config.MaxBodyBytes
 	codeServer           = "error"                 // 500: detail is always generic
+	// codeThrottled (429) is in ratelimit.go.
 )
 
 // titles are the fixed titles of the codes.
@@ -36,6 +37,7 @@ var titles = map[string]string{
 	codeMethod:           "Method not allowed.",
 	codeConflict:         "Conflict.",
 	codeTooLarge:         "Request body too large.",
+	codeThrottled:        "Request was throttled.",
 	codeServer:           "A server error occurred.",
 }
 

@@ -36,6 +36,8 @@ type serveConfig struct {
 	Subjects               []string
 	StreamReplicas         int
 	MaxWebhooksPerAccount  int
+	APIRateLimit           float64
+	APIRateBurst           int
 
 	DeliveryTimeout time.Duration
 	MaxInFlight     int
@@ -93,6 +95,8 @@ func newServeFlags(cfg *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&cfg.AllowInsecureEndpoints, "allow-insecure-endpoints", false, "permit http:// and loopback/private endpoints (local development, tests)")
 	fs.Var((*commaList)(&cfg.Subjects), "subjects", "JetStream stream `subjects`, comma list; the first token must be literal (NATS cannot capture > or *.>)")
 	fs.IntVar(&cfg.StreamReplicas, "stream-replicas", 1, "JetStream replicas of the event and dead-letter streams, 1-5 (3 on a NATS cluster); applied at start-up, also to existing streams")
+	fs.Float64Var(&cfg.APIRateLimit, "api-rate-limit", 10, "API requests per second per account, steady; beyond it and --api-rate-burst: 429 throttled (Klaviyo's own tier is 0.25); 0: no limit")
+	fs.IntVar(&cfg.APIRateBurst, "api-rate-burst", 20, "API requests per account allowed at once above --api-rate-limit")
 	fs.IntVar(&cfg.MaxWebhooksPerAccount, "max-webhooks-per-account", 10, "webhooks per account (Klaviyo's limit)")
 
 	fs.DurationVar(&cfg.DeliveryTimeout, "delivery-timeout", 5*time.Second, "whole-request `deadline` of a delivery (Klaviyo: 5s)")
@@ -184,6 +188,10 @@ func (c *serveConfig) validate(fromEnv map[string]string) error {
 		}
 	}
 	between("stream-replicas", c.StreamReplicas, 1, 5)
+	if c.APIRateLimit < 0 {
+		bad("api-rate-limit", strconv.FormatFloat(c.APIRateLimit, 'g', -1, 64), "must not be negative (0: no limit)")
+	}
+	between("api-rate-burst", c.APIRateBurst, 1, 1_000_000)
 	between("max-webhooks-per-account", c.MaxWebhooksPerAccount, 1, 1_000_000)
 
 	positive("delivery-timeout", c.DeliveryTimeout)

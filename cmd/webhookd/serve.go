@@ -109,6 +109,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	handler := api.New(api.Config{
 		AllowInsecureEndpoints: cfg.AllowInsecureEndpoints,
 		MaxWebhooksPerAccount:  cfg.MaxWebhooksPerAccount,
+		RateLimit:              cfg.APIRateLimit,
+		RateBurst:              cfg.APIRateBurst,
 		Version:                version,
 	}, store, keys, log.With().Str("component", "api").Logger())
 
