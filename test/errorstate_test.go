@@ -24,14 +24,12 @@ func TestErrorStateSendsOneProbe(t *testing.T) {
 	sink := NewSink(t, testSecret)
 	var (
 		healthy, measuring atomic.Bool
-		cur, peak, probes  atomic.Int64
+		inFlight           gauge
+		probes             atomic.Int64
 	)
 	sink.Respond = func(int64, *Request) int {
 		if measuring.Load() {
-			c := cur.Add(1)
-			defer cur.Add(-1)
-			for p := peak.Load(); c > p && !peak.CompareAndSwap(p, c); p = peak.Load() {
-			}
+			defer inFlight.enter()()
 			probes.Add(1)
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -50,7 +48,7 @@ func TestErrorStateSendsOneProbe(t *testing.T) {
 	measuring.Store(true)
 	time.Sleep(3 * time.Second)
 	measuring.Store(false)
-	if got := peak.Load(); got != 1 {
+	if got := inFlight.peak.Load(); got != 1 {
 		t.Errorf("peak concurrent requests while in error = %d, want 1 (one probe)", got)
 	}
 	// Backoff 200–400 ms plus a 100 ms answer: a handful of probes in 3 s,
@@ -62,14 +60,14 @@ func TestErrorStateSendsOneProbe(t *testing.T) {
 		t.Fatalf("%d events delivered while the endpoint failed", got)
 	}
 
-	peak.Store(0)
+	inFlight.peak.Store(0)
 	measuring.Store(true)
 	healthy.Store(true)
 	waitDelivered(t, sink, ids, 30*time.Second)
 	waitFor(t, 5*time.Second, "the error state cleared after a success", func() bool {
 		return e.get(w).State.ErrorSince.IsZero()
 	})
-	if got := peak.Load(); got < 5 {
+	if got := inFlight.peak.Load(); got < 5 {
 		t.Errorf("peak concurrent requests after recovery = %d, want full concurrency back (≥ 5 of 10)", got)
 	}
 }

@@ -78,13 +78,10 @@ func TestFaultReplicaCrash(t *testing.T) {
 	e.startWebhookd(flags...)
 	sink := NewSink(t, testSecret)
 	var afterKill atomic.Bool
-	var peakAfter, cur atomic.Int64
+	var afterKillInFlight gauge
 	sink.Respond = func(int64, *Request) int {
 		if afterKill.Load() {
-			c := cur.Add(1)
-			defer cur.Add(-1)
-			for p := peakAfter.Load(); c > p && !peakAfter.CompareAndSwap(p, c); p = peakAfter.Load() {
-			}
+			defer afterKillInFlight.enter()()
 			// Held long enough that one replica's fetch loop fills all
 			// ten slots even on a slow, loaded machine.
 			time.Sleep(400 * time.Millisecond)
@@ -108,7 +105,7 @@ func TestFaultReplicaCrash(t *testing.T) {
 	if max := 10 * 50; tl.duplicated > max {
 		t.Errorf("duplicated %d, want at most the killed replica's in-flight events (%d)", tl.duplicated, max)
 	}
-	if got := peakAfter.Load(); got != 10 {
+	if got := afterKillInFlight.peak.Load(); got != 10 {
 		t.Errorf("peak concurrency after the kill = %d, want 10 (the killed replica's slots came back)", got)
 	}
 	n, err := e.store.SlotsInUse(context.Background(), w.ID)

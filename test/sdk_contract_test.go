@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -63,24 +62,4 @@ func sdkNode(tb testing.TB) string {
 		tb.Fatalf("the Klaviyo Node SDK is not installed in test/sdk/node_modules: run `make sdk-deps` (%v)", err)
 	}
 	return node
-}
-
-// childEnv is the environment minus what would point the test elsewhere:
-// WEBHOOKD_* (every serve flag has an environment twin, and
-// WEBHOOKD_REDIS_URL or WEBHOOKD_NATS_URL would reach the developer's
-// shared services) and proxy settings (axios, under the SDK, honours
-// HTTP_PROXY; the server is on loopback).
-func childEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		switch upper := strings.ToUpper(name); {
-		case strings.HasPrefix(upper, "WEBHOOKD_"):
-			continue
-		case upper == "HTTP_PROXY" || upper == "HTTPS_PROXY" || upper == "ALL_PROXY":
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
 }

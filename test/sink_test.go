@@ -51,8 +51,7 @@ type Sink struct {
 	Respond func(n int64, r *Request) int
 
 	n        atomic.Int64
-	inFlight atomic.Int64
-	peak     atomic.Int64
+	inFlight gauge
 
 	mu   sync.Mutex
 	reqs []*Request
@@ -70,14 +69,7 @@ func NewSink(tb testing.TB, secret string) *Sink {
 }
 
 func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {
-	cur := s.inFlight.Add(1)
-	defer s.inFlight.Add(-1)
-	for {
-		p := s.peak.Load()
-		if cur <= p || s.peak.CompareAndSwap(p, cur) {
-			break
-		}
-	}
+	defer s.inFlight.enter()()
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		s.tb.Errorf("sink: reading body: %v", err)
@@ -161,7 +153,18 @@ func (s *Sink) Delivered() map[string]int {
 }
 
 // Peak is the highest number of requests the sink held at once.
-func (s *Sink) Peak() int { return int(s.peak.Load()) }
+func (s *Sink) Peak() int { return int(s.inFlight.peak.Load()) }
+
+// gauge counts requests in progress and keeps the highest count seen.
+type gauge struct{ cur, peak atomic.Int64 }
+
+// enter counts one more request; call the returned func when it ends.
+func (g *gauge) enter() (leave func()) {
+	c := g.cur.Add(1)
+	for p := g.peak.Load(); c > p && !g.peak.CompareAndSwap(p, c); p = g.peak.Load() {
+	}
+	return func() { g.cur.Add(-1) }
+}
 
 // waitFor polls cond every 20ms until it holds or timeout passes.
 func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
