@@ -143,7 +143,7 @@ func (d *Dispatcher) do(req *http.Request) outcome {
 	// Drain a little so the connection is reused; never more than 64 KiB.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	if !successful(resp.StatusCode) {
+	if !Successful(resp.StatusCode) {
 		return outcome{kind: kindStatus, status: resp.StatusCode}
 	}
 	return outcome{kind: kindOK, status: resp.StatusCode}

@@ -57,9 +57,9 @@ func (o outcome) String() string {
 	return "network error"
 }
 
-// successful reports whether status counts as delivered: only 200, 201
+// Successful reports whether status counts as delivered: only 200, 201
 // and 202 do. 204 is not success: Klaviyo's contract names three codes.
-func successful(status int) bool {
+func Successful(status int) bool {
 	return status == http.StatusOK || status == http.StatusCreated || status == http.StatusAccepted
 }
 

@@ -14,8 +14,8 @@ import (
 func TestSuccessful(t *testing.T) {
 	for code := 100; code < 600; code++ {
 		want := code == 200 || code == 201 || code == 202
-		if got := successful(code); got != want {
-			t.Errorf("successful(%d) = %v, want %v", code, got, want)
+		if got := Successful(code); got != want {
+			t.Errorf("Successful(%d) = %v, want %v", code, got, want)
 		}
 	}
 }
