@@ -44,6 +44,11 @@ type Meta struct {
 	Version   string // version, an API revision date such as "2024-07-15"
 }
 
+// Version is meta.version in every request body: the Klaviyo API revision
+// whose delivery format webhookd speaks (and the revision its API answers
+// as).
+const Version = "2026-07-15"
+
 // Defaults of [Config].
 const (
 	// DefaultMaxEvents is the most events Klaviyo puts in one request

@@ -16,10 +16,6 @@ import (
 	"github.com/webhookd/webhookd/subscriptions"
 )
 
-// envelopeVersion is meta.version in every request body: the API revision
-// whose delivery format webhookd speaks.
-const envelopeVersion = "2026-07-15"
-
 var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
 // deliver sends msgs to w in as few requests as the caps allow, one after

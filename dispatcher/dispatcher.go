@@ -24,6 +24,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/webhookd/webhookd/batcher"
 	"github.com/webhookd/webhookd/subscriptions"
 )
 
@@ -44,7 +45,7 @@ type Config struct {
 	BackoffBase     time.Duration // first retry delay (1s)
 	BackoffMax      time.Duration // retry delay cap (1h)
 	DisableAfter    time.Duration // continuous error before disabling (48h)
-	Lease           time.Duration // semaphore lease (30s; at least 2×DeliveryTimeout+BatchLinger)
+	Lease           time.Duration // semaphore lease (30s; at least MinLease)
 
 	// ReconcileInterval is how often each replica checks the registry
 	// revision (500ms): changes reach every replica within about that.
@@ -66,7 +67,7 @@ func (c Config) withDefaults() Config {
 		c.Stream = "EVENTS"
 	}
 	if len(c.Subjects) == 0 {
-		c.Subjects = []string{"event:klaviyo.>"}
+		c.Subjects = []string{DefaultSubject}
 	}
 	if c.Replicas <= 0 {
 		c.Replicas = 1
@@ -85,16 +86,13 @@ func (c Config) withDefaults() Config {
 		c.BatchMaxEvents = 1000
 	}
 	if c.BatchMaxBytes <= 0 {
-		c.BatchMaxBytes = 4 << 20
+		c.BatchMaxBytes = batcher.DefaultMaxBytes
 	}
 	def(&c.BatchLinger, 200*time.Millisecond)
 	def(&c.BackoffBase, time.Second)
 	def(&c.BackoffMax, time.Hour)
 	def(&c.DisableAfter, 48*time.Hour)
 	def(&c.Lease, 30*time.Second)
-	if minLease := 2*c.DeliveryTimeout + c.BatchLinger + time.Second; c.Lease < minLease {
-		c.Lease = minLease
-	}
 	def(&c.StreamMaxAge, 72*time.Hour)
 	if c.StreamMaxAge < c.DisableAfter+24*time.Hour {
 		c.StreamMaxAge = c.DisableAfter + 24*time.Hour
@@ -104,6 +102,14 @@ func (c Config) withDefaults() Config {
 		c.UserAgent = "webhookd"
 	}
 	return c
+}
+
+// MinLease is the shortest semaphore lease that outlives what a slot
+// covers: the linger and up to two request deadlines, plus a second of
+// margin. A shorter lease could expire while its request is in flight and
+// let more than MaxInFlight run.
+func MinLease(deliveryTimeout, linger time.Duration) time.Duration {
+	return 2*deliveryTimeout + linger + time.Second
 }
 
 // ackWait is how long a fetched message may stay unacknowledged before
@@ -154,9 +160,12 @@ func New(cfg Config, js jetstream.JetStream, store *subscriptions.Store, log zer
 	}
 	cfg = cfg.withDefaults()
 	for _, s := range cfg.Subjects {
-		if err := checkStreamSubject(s); err != nil {
-			return nil, err
+		if err := CheckStreamSubject(s); err != nil {
+			return nil, fmt.Errorf("dispatcher: stream subject %q: %w", s, err)
 		}
+	}
+	if minLease := MinLease(cfg.DeliveryTimeout, cfg.BatchLinger); cfg.Lease < minLease {
+		return nil, fmt.Errorf("dispatcher: lease %s is shorter than MinLease %s", cfg.Lease, minLease)
 	}
 	return &Dispatcher{
 		cfg:     cfg,

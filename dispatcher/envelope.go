@@ -9,7 +9,7 @@ import (
 )
 
 func (d *Dispatcher) meta(w subscriptions.Webhook, now time.Time) batcher.Meta {
-	return batcher.Meta{AccountID: w.AccountID, WebhookID: w.ID, Timestamp: now, Version: envelopeVersion}
+	return batcher.Meta{AccountID: w.AccountID, WebhookID: w.ID, Timestamp: now, Version: batcher.Version}
 }
 
 func (d *Dispatcher) batchConfig() batcher.Config {

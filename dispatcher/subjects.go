@@ -53,13 +53,35 @@ func validAccount(a string) bool {
 	return a != "" && !strings.ContainsAny(a, ". *>\t\r\n")
 }
 
-// checkStreamSubject rejects stream subjects that capture nothing or that
-// JetStream refuses: ">" and "*.>" overlap its API, and "event:*.>" is a
-// literal token, not a wildcard.
-func checkStreamSubject(s string) error {
+// DefaultSubject is the stream subject captured when none is configured:
+// every Klaviyo topic, bare or with an account token.
+const DefaultSubject = "event:klaviyo.>"
+
+// CheckStreamSubject rejects stream subjects NATS refuses or that capture
+// nothing (tech-notes §1.1): white space, empty tokens, a '>' that is not
+// last, a wildcard first token (">" and "*.>" overlap JetStream's own API),
+// and '*' or '>' inside a token ("event:*" is a literal, not a wildcard).
+// It is the one rule for --subjects and for Config.Subjects.
+func CheckStreamSubject(s string) error {
+	if strings.ContainsAny(s, " \t\r\n") {
+		return errors.New("subject contains white space")
+	}
 	toks := strings.Split(s, ".")
-	if len(toks) < 2 || toks[0] == "*" || toks[0] == ">" || strings.ContainsAny(toks[0], "*>") {
-		return fmt.Errorf("dispatcher: stream subject %q: the first token must be a fixed prefix such as event:klaviyo", s)
+	if len(toks) < topicTokens {
+		// A topic is two tokens: one token captures no topic at all.
+		return errors.New("want a prefix and a wildcard or topic, e.g. event:klaviyo.>")
+	}
+	for i, t := range toks {
+		switch {
+		case t == "":
+			return errors.New("subject has an empty token")
+		case t == ">" && i != len(toks)-1:
+			return errors.New("'>' must be the last token")
+		case (t == "*" || t == ">") && i == 0:
+			return errors.New("the first token must be literal: NATS cannot capture > or *.> (list prefixes such as event:klaviyo.>)")
+		case t != "*" && t != ">" && strings.ContainsAny(t, "*>"):
+			return fmt.Errorf("token %q: wildcards only work as whole tokens", t)
+		}
 	}
 	return nil
 }

@@ -62,8 +62,8 @@ func TestCheckStreamSubject(t *testing.T) {
 		"event:klaviyo.>": true, "event:shopify.>": true, "evt.>": true,
 		">": false, "*.>": false, "event:*.>": false, "event:klaviyo": false,
 	} {
-		if err := checkStreamSubject(s); (err == nil) != ok {
-			t.Errorf("checkStreamSubject(%q) = %v, want ok=%v", s, err, ok)
+		if err := CheckStreamSubject(s); (err == nil) != ok {
+			t.Errorf("CheckStreamSubject(%q) = %v, want ok=%v", s, err, ok)
 		}
 	}
 }

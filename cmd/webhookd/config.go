@@ -13,6 +13,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/webhookd/webhookd/batcher"
+	"github.com/webhookd/webhookd/dispatcher"
 	"github.com/webhookd/webhookd/subscriptions"
 )
 
@@ -80,8 +82,8 @@ func newServeFlags(cfg *serveConfig, stderr io.Writer) *flag.FlagSet {
 			"WEBHOOKD_API_KEYS, a comma list of KEY=ACCOUNT.\n\n")
 		fs.PrintDefaults()
 	}
-	cfg.BatchMaxBytes = 4 << 20
-	cfg.Subjects = []string{"event:klaviyo.>"}
+	cfg.BatchMaxBytes = batcher.DefaultMaxBytes
+	cfg.Subjects = []string{dispatcher.DefaultSubject}
 
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "API listen `address` (host:port)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "listen `address` for Prometheus /metrics and /debug/pprof/ (keep it private); empty: off")
@@ -183,7 +185,7 @@ func (c *serveConfig) validate(fromEnv map[string]string) error {
 		bad("subjects", "", "want at least one stream subject, e.g. event:klaviyo.>")
 	}
 	for _, s := range c.Subjects {
-		if err := checkStreamSubject(s); err != nil {
+		if err := dispatcher.CheckStreamSubject(s); err != nil {
 			bad("subjects", s, "%v", err)
 		}
 	}
@@ -211,7 +213,7 @@ func (c *serveConfig) validate(fromEnv map[string]string) error {
 	// The dispatcher holds a slot across the linger and up to two request
 	// deadlines; a shorter lease could expire while its request is in
 	// flight and let more than --max-in-flight run.
-	if minLease := 2*c.DeliveryTimeout + c.BatchLinger + time.Second; c.SemaphoreLease > 0 && c.SemaphoreLease < minLease {
+	if minLease := dispatcher.MinLease(c.DeliveryTimeout, c.BatchLinger); c.SemaphoreLease > 0 && c.SemaphoreLease < minLease {
 		bad("semaphore-lease", c.SemaphoreLease.String(),
 			"must be at least 2×--delivery-timeout + --batch-linger + 1s (%s), or a slot could expire while its request is in flight", minLease)
 	}
@@ -255,30 +257,6 @@ func checkHostPort(addr string) error {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
-	}
-	return nil
-}
-
-// checkStreamSubject rejects stream subjects NATS refuses or that capture
-// nothing (tech-notes §1.1): whitespace, empty tokens, a '>' that is not
-// last, a wildcard first token (overlaps $JS.>), and '*' or '>' inside a
-// token ("event:*" is a literal, not a wildcard).
-func checkStreamSubject(s string) error {
-	if strings.ContainsAny(s, " \t\r\n") {
-		return errors.New("subject contains white space")
-	}
-	toks := strings.Split(s, ".")
-	for i, t := range toks {
-		switch {
-		case t == "":
-			return errors.New("subject has an empty token")
-		case t == ">" && i != len(toks)-1:
-			return errors.New("'>' must be the last token")
-		case (t == "*" || t == ">") && i == 0:
-			return errors.New("the first token must be literal: NATS cannot capture > or *.> (list prefixes such as event:klaviyo.>)")
-		case t != "*" && t != ">" && strings.ContainsAny(t, "*>"):
-			return fmt.Errorf("token %q: wildcards only work as whole tokens", t)
-		}
 	}
 	return nil
 }

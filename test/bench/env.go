@@ -16,6 +16,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/webhookd/webhookd/batcher"
 )
 
 // topic is the one every scenario publishes and subscribes to.
@@ -268,7 +270,7 @@ func (e *env) createWebhook(ctx context.Context, account, name, endpoint string)
 		return "", err
 	}
 	req.Header.Set("Authorization", "Klaviyo-API-Key "+e.keys[account])
-	req.Header.Set("revision", "2026-07-15")
+	req.Header.Set("revision", batcher.Version)
 	req.Header.Set("Content-Type", "application/vnd.api+json")
 	resp, err := e.http.Do(req)
 	if err != nil {
@@ -300,7 +302,7 @@ func (e *env) setEnabled(ctx context.Context, account, id string, enabled bool) 
 		return err
 	}
 	req.Header.Set("Authorization", "Klaviyo-API-Key "+e.keys[account])
-	req.Header.Set("revision", "2026-07-15")
+	req.Header.Set("revision", batcher.Version)
 	req.Header.Set("Content-Type", "application/vnd.api+json")
 	resp, err := e.http.Do(req)
 	if err != nil {
