@@ -90,6 +90,8 @@ func parseError(detail string) *apiError {
 	return &apiError{status: http.StatusBadRequest, code: codeParseError, detail: detail, pointer: "/data"}
 }
 
+// The fixed API errors, each one JSON:API error object with Klaviyo's
+// status, code and detail.
 var (
 	errNotFound        = &apiError{status: http.StatusNotFound, code: codeNotFound, detail: "Not found."}
 	errNoCredentials   = &apiError{status: http.StatusUnauthorized, code: codeNotAuthenticated, detail: "Missing or invalid authorization scheme. Please use Klaviyo-API-Key or Bearer."}

@@ -16,22 +16,23 @@ const MaxEndpointLen = 2048
 // Errors of ValidateEndpoint. They never quote the URL, which may carry a
 // token in its path or query.
 var (
-	// ErrEndpointInvalid: the endpoint is not an absolute URL.
+	// ErrEndpointInvalid means the endpoint is not an absolute URL.
 	ErrEndpointInvalid = errors.New("subscriptions: endpoint_url is not a valid absolute URL")
-	// ErrEndpointScheme: the scheme is not https (or http with
+	// ErrEndpointScheme means the scheme is not https (or http with
 	// allowInsecure).
 	ErrEndpointScheme = errors.New("subscriptions: endpoint_url must be https")
-	// ErrEndpointUserinfo: the URL carries user:password@, which would
-	// end up in logs and proxies; receivers authenticate by signature.
+	// ErrEndpointUserinfo means the URL carries user:password@, which
+	// would end up in logs and proxies; receivers authenticate by
+	// signature.
 	ErrEndpointUserinfo = errors.New("subscriptions: endpoint_url must not contain user info")
-	// ErrEndpointHost: the host is missing or not a valid DNS name, IP
-	// literal or port.
+	// ErrEndpointHost means the host is missing or is not a valid DNS
+	// name or IP literal, or the port is invalid.
 	ErrEndpointHost = errors.New("subscriptions: endpoint_url has a missing or invalid host")
-	// ErrEndpointPrivate: the host is a literal non-public address
+	// ErrEndpointPrivate means the host is a literal non-public address
 	// (loopback, private, link-local, CGNAT, cloud metadata, …) or
 	// localhost.
 	ErrEndpointPrivate = errors.New("subscriptions: endpoint_url must be a public host")
-	// ErrEndpointTooLong: the URL is longer than MaxEndpointLen.
+	// ErrEndpointTooLong means the URL is longer than MaxEndpointLen.
 	ErrEndpointTooLong = errors.New("subscriptions: endpoint_url is too long")
 )
 

@@ -18,19 +18,8 @@ type Config struct {
 	MaxWebhooksPerAccount int
 }
 
-// Store keeps webhooks, their indexes and their delivery state in Redis.
-//
-// Key layout (every key of one webhook shares the hash tag {<id>}, every
-// account index key the hash tag {<account>}):
-//
-//	wh:{<id>}                  HASH  the record and its delivery state
-//	wh:{<id>}:slots            ZSET  semaphore leases: holder -> expiry (ms)
-//	acct:{<a>}:webhooks        ZSET  webhook ids in creation order
-//	acct:{<a>}:topic:<topic>   SET   ids of the account's webhooks subscribed to topic
-//	acct:{<a>}:topics          SET   topics seen on the stream for the account
-//	wh:all                     SET   every webhook id
-//	wh:erroring                ZSET  id -> error_since (ms), for the disable sweeper
-//	wh:rev                     STRING counter bumped on create/update/delete/enable/disable
+// Store keeps webhooks, their indexes and their delivery state in Redis;
+// rediskeys.go lists the keys.
 //
 // Create, Update and Delete are single Lua scripts that touch the record and
 // every index at once, and they derive the topic index key names inside
@@ -56,18 +45,6 @@ func New(rdb redis.UniversalClient, cfg Config) *Store {
 	}
 	return &Store{rdb: rdb, cfg: cfg}
 }
-
-const (
-	keyAll      = "wh:all"
-	keyErroring = "wh:erroring"
-	keyRev      = "wh:rev"
-)
-
-func keyWebhook(id string) string          { return "wh:{" + id + "}" }
-func keySlots(id string) string            { return "wh:{" + id + "}:slots" }
-func keyAccount(account string) string     { return "acct:{" + account + "}:webhooks" }
-func keyTopicPrefix(account string) string { return "acct:{" + account + "}:topic:" }
-func keyTopics(account string) string      { return "acct:{" + account + "}:topics" }
 
 // Get returns the webhook id of account, or ErrNotFound. A webhook of
 // another account is ErrNotFound too, so ids of other accounts do not leak.

@@ -11,17 +11,18 @@ import (
 
 // Errors callers branch on.
 var (
-	// ErrNotFound: no webhook with that id in that account. Another
-	// account's webhook is also ErrNotFound, so ids do not leak.
+	// ErrNotFound means there is no webhook with that id in that account.
+	// Another account's webhook is ErrNotFound too, so ids do not leak.
 	ErrNotFound = errors.New("subscriptions: not found")
-	// ErrLimit: the account already has the maximum number of webhooks.
+	// ErrLimit means the account already has the maximum number of
+	// webhooks.
 	ErrLimit = errors.New("subscriptions: webhook limit reached")
-	// ErrUnknownTopic: a topic id is not in the account's catalog. The
-	// returned error is a *TopicError wrapping it.
+	// ErrUnknownTopic means a topic id is not in the account's catalog.
+	// The returned error is a *TopicError wrapping it.
 	ErrUnknownTopic = errors.New("subscriptions: unknown topic")
-	// ErrInvalid: a field breaks a rule the store enforces (empty name,
-	// empty endpoint or secret). The API validates first; this guards
-	// other callers.
+	// ErrInvalid means a field or argument breaks a rule the store
+	// enforces (empty name, empty endpoint or secret, a malformed
+	// cursor). The API validates first; this guards other callers.
 	ErrInvalid = errors.New("subscriptions: invalid webhook")
 )
 
