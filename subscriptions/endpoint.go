@@ -119,9 +119,14 @@ func validHostname(name string) bool {
 	return strings.Trim(last, "0123456789") != "" && !strings.HasPrefix(last, "0x")
 }
 
-// nonPublic are the special-purpose ranges IsPublicAddr rejects beyond
+// nonPublic are the special-purpose ranges of the IANA IPv4 and IPv6
+// special-purpose address registries that IsPublicAddr rejects beyond
 // what netip's predicates cover (loopback, RFC 1918 and fc00::/7,
-// link-local, multicast, unspecified).
+// link-local, multicast, unspecified). The IPv4 ranges the registry marks
+// globally reachable (AS112, AMT) stay allowed; IETF protocol
+// assignments are blocked whole even where a sub-range is globally
+// reachable (192.0.0.9, 2001:1::1, AS112-v6, …): no webhook receiver
+// lives there.
 var nonPublic = []netip.Prefix{
 	netip.MustParsePrefix("0.0.0.0/8"),       // "this network"
 	netip.MustParsePrefix("100.64.0.0/10"),   // CGNAT shared address space
@@ -132,22 +137,33 @@ var nonPublic = []netip.Prefix{
 	netip.MustParsePrefix("198.51.100.0/24"), // TEST-NET-2
 	netip.MustParsePrefix("203.0.113.0/24"),  // TEST-NET-3
 	netip.MustParsePrefix("240.0.0.0/4"),     // reserved, incl. 255.255.255.255 broadcast
+	// IPv6 outside 2000::/3 is refused by IsPublicAddr as a whole; the
+	// entries below that lie outside it name the ranges that matter.
 	netip.MustParsePrefix("::/96"),           // IPv4-compatible (deprecated), ::, ::1
+	netip.MustParsePrefix("::ffff:0:0:0/96"), // IPv4-translated (RFC 2765 SIIT): embeds any IPv4
 	netip.MustParsePrefix("64:ff9b::/96"),    // NAT64: embeds any IPv4, incl. private ones
 	netip.MustParsePrefix("64:ff9b:1::/48"),  // local-use NAT64
 	netip.MustParsePrefix("100::/64"),        // discard-only
-	netip.MustParsePrefix("2001::/32"),       // Teredo: embeds an IPv4
+	netip.MustParsePrefix("100:0:0:1::/64"),  // dummy prefix (RFC 9780)
+	netip.MustParsePrefix("2001::/23"),       // IETF protocol assignments: Teredo, benchmarking, ORCHID, …
 	netip.MustParsePrefix("2001:db8::/32"),   // documentation
 	netip.MustParsePrefix("2002::/16"),       // 6to4: embeds an IPv4
+	netip.MustParsePrefix("3fff::/20"),       // documentation (RFC 9637)
+	netip.MustParsePrefix("5f00::/16"),       // SRv6 segment identifiers (RFC 9602)
 	netip.MustParsePrefix("fec0::/10"),       // site-local (deprecated)
 }
+
+// globalUnicast6 is the only IPv6 range IANA allocates for global
+// unicast; everything else is reserved, local or special-purpose.
+var globalUnicast6 = netip.MustParsePrefix("2000::/3")
 
 // IsPublicAddr reports whether ip is a globally routable unicast address
 // that webhook requests may reach. It is false for loopback, private
 // (RFC 1918, fc00::/7), link-local (incl. the 169.254.169.254 cloud
 // metadata address), unspecified, multicast, CGNAT, documentation,
-// benchmarking and reserved ranges, broadcast, and for IPv6 transition
-// prefixes that embed an IPv4 address (NAT64, 6to4, Teredo). IPv4-mapped
+// benchmarking and reserved ranges, broadcast, every IPv6 address outside
+// 2000::/3, and IPv6 transition prefixes that embed an IPv4 address
+// (IPv4-translated ::ffff:0:a.b.c.d, NAT64, 6to4, Teredo). IPv4-mapped
 // IPv6 addresses (::ffff:a.b.c.d) are judged as their IPv4 address, and
 // a zone is ignored.
 func IsPublicAddr(ip netip.Addr) bool {
@@ -157,6 +173,9 @@ func IsPublicAddr(ip netip.Addr) bool {
 	ip = ip.Unmap().WithZone("")
 	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsMulticast() ||
 		ip.IsUnspecified() || ip.IsInterfaceLocalMulticast() || ip.IsLinkLocalMulticast() {
+		return false
+	}
+	if ip.Is6() && !globalUnicast6.Contains(ip) {
 		return false
 	}
 	for _, p := range nonPublic {

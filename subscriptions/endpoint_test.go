@@ -21,6 +21,9 @@ func TestIsPublicAddr(t *testing.T) {
 		{"100.63.255.255", true},
 		{"100.128.0.0", true},
 		{"198.20.0.1", true},
+		{"2001:200::1", true},     // just past 2001::/23
+		{"2620:4f:8000::1", true}, // AS112 direct delegation, globally reachable
+		{"192.31.196.1", true},    // AS112-v4, globally reachable
 
 		{"127.0.0.1", false},           // loopback
 		{"127.255.255.254", false},     // loopback
@@ -60,6 +63,19 @@ func TestIsPublicAddr(t *testing.T) {
 		{"2001:0:4136:e378::1", false}, // Teredo
 		{"::7f00:1", false},            // IPv4-compatible 127.0.0.1
 		{"fec0::1", false},             // site-local
+		{"::ffff:0:7f00:1", false},     // IPv4-translated 127.0.0.1 (issue 13)
+		{"::ffff:0:a9fe:a9fe", false},  // IPv4-translated 169.254.169.254
+		{"::ffff:0:808:808", false},    // IPv4-translated even of a public address
+		{"100::1", false},              // discard-only
+		{"100:0:0:1::1", false},        // dummy prefix
+		{"2001:2::1", false},           // benchmarking
+		{"2001:20::1", false},          // ORCHIDv2
+		{"2001:1ff:ffff::1", false},    // end of 2001::/23
+		{"3fff::1", false},             // documentation (RFC 9637)
+		{"5f00::1", false},             // SRv6 SIDs
+		{"1::1", false},                // reserved, outside 2000::/3
+		{"4000::1", false},             // reserved, outside 2000::/3
+		{"e000::1", false},             // reserved, outside 2000::/3
 		{"::ffff:169.254.169.254", false},
 		{"::ffff:10.0.0.1", false},
 		{"::ffff:127.0.0.1", false},
@@ -130,6 +146,11 @@ func TestValidateEndpoint(t *testing.T) {
 		{"https://[::ffff:10.0.0.1]/", ErrEndpointPrivate, nil},
 		{"https://[fe80::1%25eth0]/", ErrEndpointPrivate, nil},
 		{"https://0.0.0.0/", ErrEndpointPrivate, nil},
+		{"https://[::ffff:0:7f00:1]/", ErrEndpointPrivate, nil},
+		{"https://[::ffff:0:a9fe:a9fe]/latest/meta-data", ErrEndpointPrivate, nil},
+		{"https://[64:ff9b::7f00:1]/", ErrEndpointPrivate, nil},
+		{"https://[100::1]/", ErrEndpointPrivate, nil},
+		{"https://[3fff::1]/", ErrEndpointPrivate, nil},
 
 		{long, ErrEndpointTooLong, ErrEndpointTooLong},
 	}
