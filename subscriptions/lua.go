@@ -1,5 +1,7 @@
 package subscriptions
 
+import "strconv"
+
 // luaPrelude is prepended to every script that needs the clock or the
 // disable transition, so the scripts share one definition of each.
 //
@@ -10,12 +12,35 @@ package subscriptions
 // rfc3339 formats unix milliseconds as an RFC 3339 UTC time (the Redis Lua
 // sandbox has no os.date); it is Howard Hinnant's civil_from_days.
 //
+// registry_changed records one registry change inside the script that
+// makes it: wh:rev is bumped (the reconcilers' poll), the webhook id and
+// the kind of change are appended to the wh:changes stream (the O(1)
+// feed; XADD with '*' is allowed because scripts replicate by effects),
+// and wh:epoch is created from the caller's fresh random id if the
+// registry has none. Creating the epoch here rather than in a separate
+// call means a registry that comes back empty and is then written gets a
+// new epoch in the same atomic step as its first record, so no reader can
+// see the new records under the old identity. reg is a table {rev,
+// epoch, changes, new_epoch} built by registry_keys.
+//
 // disable turns a failing webhook off: enabled=0, disabled_at, a reason
 // built from error_since and the last error (never the secret), out of
-// wh:erroring, and a revision bump so every replica's reconciler stops its
-// consumer. error_since and the last failure stay as history until the
-// webhook is enabled again.
-const luaPrelude = `
+// wh:erroring, and a registry change so every replica's reconciler stops
+// its consumer. error_since and the last failure stay as history until
+// the webhook is enabled again.
+var luaPrelude = `
+local changes_maxlen = ` + strconv.Itoa(changesMaxLen) + `
+
+local function registry_keys(k, new_epoch)
+  return {rev = KEYS[k], epoch = KEYS[k + 1], changes = KEYS[k + 2], new_epoch = new_epoch}
+end
+
+local function registry_changed(reg, id, kind)
+  redis.call('INCR', reg.rev)
+  redis.call('SET', reg.epoch, reg.new_epoch, 'NX')
+  redis.call('XADD', reg.changes, 'MAXLEN', '~', changes_maxlen, '*', 'id', id, 'kind', kind)
+end
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -40,10 +65,10 @@ local function rfc3339(ms)
     math.floor(rem / 3600), math.floor((rem % 3600) / 60), rem % 60)
 end
 
-local function disable(key, erroring, rev, id, now, since, lasterr)
+local function disable(key, erroring, reg, id, now, since, lasterr)
   redis.call('HSET', key, 'enabled', '0', 'disabled_at', now, 'next_attempt_at', 0,
     'disabled_reason', 'endpoint failing since ' .. rfc3339(since) .. ' (last error: ' .. (lasterr or '') .. ')')
   redis.call('ZREM', erroring, id)
-  redis.call('INCR', rev)
+  registry_changed(reg, id, 'disable')
 end
 `

@@ -31,3 +31,7 @@ func keySlots(id string) string            { return "wh:{" + id + "}:slots" }
 func keyAccount(account string) string     { return "acct:{" + account + "}:webhooks" }
 func keyTopicPrefix(account string) string { return "acct:{" + account + "}:topic:" }
 func keyTopics(account string) string      { return "acct:{" + account + "}:topics" }
+
+// registryKeys are the registry-wide keys every registry write script
+// takes last, in the order registry_keys (lua.go) reads them.
+var registryKeys = []string{keyRev, keyEpoch, keyChanges}

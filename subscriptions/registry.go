@@ -13,9 +13,9 @@ import (
 // account's limit first. The account zset's score is created_at, bumped by
 // 1 ms when two creates share a millisecond, so the order is strict.
 //
-// KEYS: wh:{id}, acct:{a}:webhooks, wh:all, wh:rev
+// KEYS: wh:{id}, acct:{a}:webhooks, wh:all, wh:rev, wh:epoch, wh:changes
 // ARGV: id, account, name, has_description, description, endpoint_url,
-// secret, topics (JSON), max, topic key prefix
+// secret, topics (JSON), max, topic key prefix, new epoch
 var createScript = redis.NewScript(luaPrelude + `
 local now = now_ms()
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
@@ -33,29 +33,36 @@ for _, t in ipairs(cjson.decode(ARGV[8])) do
   redis.call('SADD', ARGV[10] .. t, ARGV[1])
 end
 redis.call('SADD', KEYS[3], ARGV[1])
-redis.call('INCR', KEYS[4])
+registry_changed(registry_keys(4, ARGV[11]), ARGV[1], 'create')
 return {'ok', redis.call('HGETALL', KEYS[1])}
 `)
 
 // updateScript applies a patch. Hash fields that change are written;
 // a new topic set moves the id between topic index sets; enabled
-// transitions reset the delivery state. updated_at moves only when
-// something changed, wh:rev on every call.
+// transitions reset the delivery state; a new endpoint_url on a webhook in
+// error allows a probe at once (see Update). updated_at and the change
+// feed move only when something changed, wh:rev on every call. The
+// feed's kind is "enable" or "disable" for an enabled transition, else
+// "update".
 //
-// KEYS: wh:{id}, wh:erroring, wh:rev
+// KEYS: wh:{id}, wh:erroring, wh:rev, wh:epoch, wh:changes
 // ARGV: id, account, topic key prefix, enabled ("", "0", "1"),
-// topics (JSON, "" = unchanged), then field/value pairs.
+// topics (JSON, "" = unchanged), new epoch, then field/value pairs.
 var updateScript = redis.NewScript(luaPrelude + `
 local now = now_ms()
 local id = ARGV[1]
-local cur = redis.call('HMGET', KEYS[1], 'account_id', 'enabled', 'topics')
+local cur = redis.call('HMGET', KEYS[1], 'account_id', 'enabled', 'topics', 'error_since')
 if cur[1] ~= ARGV[2] then return {'notfound'} end
-local changed = false
-for i = 6, #ARGV, 2 do
+local changed, kind, new_endpoint = false, 'update', false
+for i = 7, #ARGV, 2 do
   if redis.call('HGET', KEYS[1], ARGV[i]) ~= ARGV[i + 1] then
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
     changed = true
+    if ARGV[i] == 'endpoint_url' then new_endpoint = true end
   end
+end
+if new_endpoint and cur[2] == '1' and (tonumber(cur[4]) or 0) > 0 then
+  redis.call('HSET', KEYS[1], 'next_attempt_at', 0, 'consecutive_failures', 0)
 end
 if ARGV[5] ~= '' and ARGV[5] ~= cur[3] then
   for _, t in ipairs(cjson.decode(cur[3] or '[]')) do
@@ -73,24 +80,29 @@ if ARGV[4] == '1' and cur[2] ~= '1' then
     'last_status', 0, 'last_error', '', 'last_failure_at', 0,
     'disabled_at', 0, 'disabled_reason', '')
   redis.call('ZREM', KEYS[2], id)
-  changed = true
+  changed, kind = true, 'enable'
 elseif ARGV[4] == '0' and cur[2] == '1' then
   redis.call('HSET', KEYS[1], 'enabled', '0', 'disabled_at', now,
     'disabled_reason', 'disabled by user',
     'error_since', 0, 'consecutive_failures', 0, 'next_attempt_at', 0)
   redis.call('ZREM', KEYS[2], id)
-  changed = true
+  changed, kind = true, 'disable'
 end
-if changed then redis.call('HSET', KEYS[1], 'updated_at', now) end
-redis.call('INCR', KEYS[3])
+if changed then
+  redis.call('HSET', KEYS[1], 'updated_at', now)
+  registry_changed(registry_keys(3, ARGV[6]), id, kind)
+else
+  redis.call('INCR', KEYS[3])
+end
 return {'ok', redis.call('HGETALL', KEYS[1])}
 `)
 
 // deleteScript removes a webhook, its leases and every index entry.
 //
-// KEYS: wh:{id}, wh:{id}:slots, acct:{a}:webhooks, wh:all, wh:erroring, wh:rev
-// ARGV: id, account, topic key prefix
-var deleteScript = redis.NewScript(`
+// KEYS: wh:{id}, wh:{id}:slots, acct:{a}:webhooks, wh:all, wh:erroring,
+// wh:rev, wh:epoch, wh:changes
+// ARGV: id, account, topic key prefix, new epoch
+var deleteScript = redis.NewScript(luaPrelude + `
 local id = ARGV[1]
 local cur = redis.call('HMGET', KEYS[1], 'account_id', 'topics')
 if cur[1] ~= ARGV[2] then return 0 end
@@ -101,7 +113,7 @@ redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[3], id)
 redis.call('SREM', KEYS[4], id)
 redis.call('ZREM', KEYS[5], id)
-redis.call('INCR', KEYS[6])
+registry_changed(registry_keys(6, ARGV[4]), id, 'delete')
 return 1
 `)
 
@@ -128,10 +140,10 @@ func (s *Store) Create(ctx context.Context, nw NewWebhook) (Webhook, error) {
 		hasDesc, desc = "1", *nw.Description
 	}
 	id := uuid.NewString()
-	keys := []string{keyWebhook(id), keyAccount(nw.AccountID), keyAll, keyRev}
+	keys := append([]string{keyWebhook(id), keyAccount(nw.AccountID), keyAll}, registryKeys...)
 	res, err := createScript.Run(ctx, s.rdb, keys, id, nw.AccountID, nw.Name, hasDesc, desc,
 		nw.EndpointURL, nw.Secret, encodeTopics(topics), s.cfg.MaxWebhooksPerAccount,
-		keyTopicPrefix(nw.AccountID)).Slice()
+		keyTopicPrefix(nw.AccountID), uuid.NewString()).Slice()
 	if err != nil {
 		return Webhook{}, fmt.Errorf("subscriptions: create: %w", err)
 	}
@@ -143,6 +155,14 @@ func (s *Store) Create(ctx context.Context, nw NewWebhook) (Webhook, error) {
 // to true restarts delivery (active_since = now) with a clean delivery
 // state; from true to false records disabled_at and the reason "disabled
 // by user". updated_at moves when a field actually changes.
+//
+// A new EndpointURL on an enabled webhook in error clears next_attempt_at
+// and restarts the backoff escalation (consecutive_failures = 0), so the
+// new URL gets its probe now instead of waiting out a backoff (up to an
+// hour with the defaults) earned by the old one. error_since is kept:
+// it is the clock of the 48 h disable rule, and resetting it would let a
+// client postpone the disable forever by re-PATCHing the URL; a success
+// at the new URL clears it as usual.
 func (s *Store) Update(ctx context.Context, account, id string, p Patch) (Webhook, error) {
 	if id == "" {
 		return Webhook{}, ErrNotFound
@@ -179,8 +199,8 @@ func (s *Store) Update(ctx context.Context, account, id string, p Patch) (Webhoo
 	if p.Enabled != nil {
 		enabled = boolArg(*p.Enabled)
 	}
-	args := append([]any{id, account, keyTopicPrefix(account), enabled, topics}, pairs...)
-	keys := []string{keyWebhook(id), keyErroring, keyRev}
+	args := append([]any{id, account, keyTopicPrefix(account), enabled, topics, uuid.NewString()}, pairs...)
+	keys := append([]string{keyWebhook(id), keyErroring}, registryKeys...)
 	res, err := updateScript.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
 		return Webhook{}, fmt.Errorf("subscriptions: update %s: %w", id, err)
@@ -194,8 +214,8 @@ func (s *Store) Delete(ctx context.Context, account, id string) error {
 	if id == "" {
 		return ErrNotFound
 	}
-	keys := []string{keyWebhook(id), keySlots(id), keyAccount(account), keyAll, keyErroring, keyRev}
-	n, err := deleteScript.Run(ctx, s.rdb, keys, id, account, keyTopicPrefix(account)).Int()
+	keys := append([]string{keyWebhook(id), keySlots(id), keyAccount(account), keyAll, keyErroring}, registryKeys...)
+	n, err := deleteScript.Run(ctx, s.rdb, keys, id, account, keyTopicPrefix(account), uuid.NewString()).Int()
 	if err != nil {
 		return fmt.Errorf("subscriptions: delete %s: %w", id, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -65,8 +66,9 @@ const maxErrorLen = 200
 // delay is rounded to whole milliseconds before it is stored. A failure
 // that does not escalate never moves next_attempt_at earlier.
 //
-// KEYS: wh:{id}, wh:erroring, wh:rev
-// ARGV: id, status, error, started_at ms, base ms, max ms, jitter, disable_after ms
+// KEYS: wh:{id}, wh:erroring, wh:rev, wh:epoch, wh:changes
+// ARGV: id, status, error, started_at ms, base ms, max ms, jitter,
+// disable_after ms, new epoch
 // Reply: {outcome, delay ms, failures, error_since ms}; outcome 0 = retry,
 // 1 = disabled now, -1 = gone.
 var failureScript = redis.NewScript(luaPrelude + `
@@ -95,7 +97,7 @@ redis.call('HSET', KEYS[1], 'error_since', since, 'consecutive_failures', failur
   'next_attempt_at', nextAt)
 redis.call('ZADD', KEYS[2], 'NX', since, ARGV[1])
 if now - since >= tonumber(ARGV[8]) then
-  disable(KEYS[1], KEYS[2], KEYS[3], ARGV[1], now, since, ARGV[3])
+  disable(KEYS[1], KEYS[2], registry_keys(3, ARGV[9]), ARGV[1], now, since, ARGV[3])
   return {1, 0, failures, since}
 end
 return {0, nextAt - now, failures, since}
@@ -134,8 +136,8 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms() - tonumber(ARGV[1])
 // disables it; entries of deleted, disabled or recovered webhooks are
 // dropped from wh:erroring.
 //
-// KEYS: wh:{id}, wh:erroring, wh:rev
-// ARGV: id, after ms
+// KEYS: wh:{id}, wh:erroring, wh:rev, wh:epoch, wh:changes
+// ARGV: id, after ms, new epoch
 // Reply: 1 disabled, 0 otherwise.
 var disableExpiredScript = redis.NewScript(luaPrelude + `
 local now = now_ms()
@@ -146,7 +148,7 @@ if h[1] ~= '1' or since == 0 then
   return 0
 end
 if now - since < tonumber(ARGV[2]) then return 0 end
-disable(KEYS[1], KEYS[2], KEYS[3], ARGV[1], now, since, h[3])
+disable(KEYS[1], KEYS[2], registry_keys(3, ARGV[3]), ARGV[1], now, since, h[3])
 return 1
 `)
 
@@ -158,16 +160,19 @@ return 1
 // next_attempt_at = now + Delay, with Delay = min(Max, Base·2^(failures−1))
 // × Jitter. When the webhook has been in error for longer than
 // DisableAfter it is disabled (enabled=false, disabled_at,
-// disabled_reason) and the revision is bumped.
+// disabled_reason), which is a registry change (revision, change feed,
+// epoch).
 //
 // StartedAt comes from the caller's clock and is compared with
 // last_failure_at from Redis's clock; skew between them only matters when
 // it approaches the time between rounds (at least Base).
 func (s *Store) RecordFailure(ctx context.Context, id string, f Failure, b Backoff) (FailureResult, error) {
 	b = b.withDefaults()
-	res, err := failureScript.Run(ctx, s.rdb, []string{keyWebhook(id), keyErroring, keyRev},
+	keys := append([]string{keyWebhook(id), keyErroring}, registryKeys...)
+	res, err := failureScript.Run(ctx, s.rdb, keys,
 		id, f.Status, truncate(f.Error, maxErrorLen), f.StartedAt.UnixMilli(),
-		b.Base.Milliseconds(), b.Max.Milliseconds(), b.Jitter, b.DisableAfter.Milliseconds()).Int64Slice()
+		b.Base.Milliseconds(), b.Max.Milliseconds(), b.Jitter, b.DisableAfter.Milliseconds(),
+		uuid.NewString()).Int64Slice()
 	if err != nil {
 		return FailureResult{}, fmt.Errorf("subscriptions: record failure %s: %w", id, err)
 	}
@@ -213,8 +218,8 @@ func (s *Store) DisableExpired(ctx context.Context, after time.Duration) ([]stri
 	}
 	var disabled []string
 	for _, id := range ids {
-		n, err := disableExpiredScript.Run(ctx, s.rdb, []string{keyWebhook(id), keyErroring, keyRev},
-			id, after.Milliseconds()).Int()
+		keys := append([]string{keyWebhook(id), keyErroring}, registryKeys...)
+		n, err := disableExpiredScript.Run(ctx, s.rdb, keys, id, after.Milliseconds(), uuid.NewString()).Int()
 		if err != nil {
 			return disabled, fmt.Errorf("subscriptions: disable expired %s: %w", id, err)
 		}

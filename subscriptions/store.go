@@ -27,7 +27,9 @@ type Config struct {
 // Sentinel), but under Redis Cluster the keys live in different slots and
 // the scripts fail with CROSSSLOT: the registry does not support Cluster.
 // The delivery-state scripts (slots, failures) touch only one webhook's
-// keys plus wh:erroring and wh:rev.
+// keys plus wh:erroring and, when they disable it, the registry-wide
+// wh:rev, wh:epoch and wh:changes. The change feed and the epoch
+// therefore share the single-primary requirement.
 //
 // Timestamps come from Redis TIME inside the scripts, so every replica of
 // webhookd shares one clock. Replication is asynchronous: after a failover
@@ -62,6 +64,24 @@ func (s *Store) Get(ctx context.Context, account, id string) (Webhook, error) {
 	return decodeWebhook(m)
 }
 
+// Lookup returns the webhook id whatever its account, or ErrNotFound
+// once it is deleted. It is for the dispatcher, which follows the change
+// feed and loads each changed webhook alone; the API uses Get, which
+// checks the account.
+func (s *Store) Lookup(ctx context.Context, id string) (Webhook, error) {
+	if id == "" {
+		return Webhook{}, ErrNotFound
+	}
+	m, err := s.rdb.HGetAll(ctx, keyWebhook(id)).Result()
+	if err != nil {
+		return Webhook{}, fmt.Errorf("subscriptions: lookup %s: %w", id, err)
+	}
+	if len(m) == 0 {
+		return Webhook{}, ErrNotFound
+	}
+	return decodeWebhook(m)
+}
+
 // List returns the account's webhooks in creation order.
 func (s *Store) List(ctx context.Context, account string) ([]Webhook, error) {
 	ids, err := s.rdb.ZRange(ctx, keyAccount(account), 0, -1).Result()
@@ -82,9 +102,10 @@ func (s *Store) List(ctx context.Context, account string) ([]Webhook, error) {
 }
 
 // All returns every webhook of every account, enabled or not, ordered by account, then
-// creation time, then id. The dispatcher's reconciler calls it whenever
-// Revision changes; it costs one SMEMBERS and one pipelined HGETALL per
-// webhook.
+// creation time, then id. It costs one SMEMBERS and one pipelined HGETALL
+// per webhook: a full reload, for start-up and for a change feed cursor
+// that is ErrChangesTrimmed; single changes come from Changes and
+// Lookup.
 func (s *Store) All(ctx context.Context) ([]Webhook, error) {
 	ids, err := s.rdb.SMembers(ctx, keyAll).Result()
 	if err != nil {
@@ -140,8 +161,10 @@ func (s *Store) load(ctx context.Context, ids []string) ([]Webhook, error) {
 }
 
 // Revision returns a counter that changes whenever any webhook is created,
-// updated, deleted, enabled or disabled; 0 before the first change. The
-// dispatcher polls it and reloads All when it moves.
+// updated, deleted, enabled or disabled (an Update call bumps it even when
+// nothing changed); 0 before the first change. Every change also appends
+// to the change feed (Changes), which names the webhook, so a reader need
+// not reload All when the revision moves.
 func (s *Store) Revision(ctx context.Context) (int64, error) {
 	n, err := s.rdb.Get(ctx, keyRev).Int64()
 	if errors.Is(err, redis.Nil) {

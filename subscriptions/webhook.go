@@ -66,6 +66,10 @@ type DeliveryState struct {
 	NextAttemptAt       time.Time // while in error: no request before this
 	DisabledAt          time.Time
 	DisabledReason      string
+	// UndeliverableReason says why the dispatcher cannot deliver the
+	// webhook at all (e.g. its consumer cannot be created); "" when it
+	// can. See Store.SetUndeliverable.
+	UndeliverableReason string
 }
 
 // NewWebhook is what Create needs.
