@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 )
 
 // Dead-letter headers. The message body is the original event, unchanged.
@@ -18,19 +19,30 @@ const (
 	HeaderMsgID    = "Webhookd-Msg-Id"      // the producer's Nats-Msg-Id, if any
 )
 
-// deadLetter sets m aside on <DeadLetter>.<code> with the reason in a
-// header, then terminates it so it is never redelivered to this webhook.
-// Several webhooks subscribed to the same topic each meet the bad event;
-// the message id <stream>:<seq> lets the dead-letter stream keep one
-// copy, and only that first copy is counted and logged. If the dead-letter
-// publish fails, the event is handed back rather than lost.
-func (d *Dispatcher) deadLetter(ctx context.Context, m jetstream.Msg, code, reason string) {
+// deadLetterer sets events aside on <prefix>.<code>.
+type deadLetterer struct {
+	prefix string
+	js     jetstream.JetStream
+	log    zerolog.Logger
+	stats  *Stats
+}
+
+// set puts m aside on <prefix>.<code> with the reason in a header, then
+// terminates it so it is never redelivered to this webhook. Several
+// webhooks subscribed to the same topic each meet the bad event; the
+// message id <stream>:<seq>:<stored at> lets the dead-letter stream keep
+// one copy, and only that first copy is counted and logged. The store
+// time is part of the id because sequences restart when the event stream
+// is recreated: a new bad event at a reused sequence is another event.
+// If the dead-letter publish fails, the event is handed back rather than
+// lost.
+func (dl *deadLetterer) set(ctx context.Context, m jetstream.Msg, code, reason string) {
 	md, err := m.Metadata()
 	if err != nil {
 		_ = m.Term()
 		return
 	}
-	out := nats.NewMsg(d.cfg.DeadLetter + "." + code)
+	out := nats.NewMsg(dl.prefix + "." + code)
 	out.Data = m.Data()
 	for k, v := range m.Headers() {
 		out.Header[k] = v
@@ -39,7 +51,7 @@ func (d *Dispatcher) deadLetter(ctx context.Context, m jetstream.Msg, code, reas
 		out.Header.Set(HeaderMsgID, id)
 	}
 	seq := strconv.FormatUint(md.Sequence.Stream, 10)
-	out.Header.Set(jetstream.MsgIDHeader, md.Stream+":"+seq)
+	out.Header.Set(jetstream.MsgIDHeader, md.Stream+":"+seq+":"+strconv.FormatInt(md.Timestamp.UnixNano(), 10))
 	out.Header.Set(HeaderReason, reason)
 	out.Header.Set(HeaderCode, code)
 	out.Header.Set(HeaderSubject, m.Subject())
@@ -47,15 +59,15 @@ func (d *Dispatcher) deadLetter(ctx context.Context, m jetstream.Msg, code, reas
 
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	ack, err := d.js.PublishMsg(pctx, out)
+	ack, err := dl.js.PublishMsg(pctx, out)
 	if err != nil {
-		d.log.Error().Err(err).Str("subject", m.Subject()).Msg("dead-letter publish failed; event handed back")
+		dl.log.Error().Err(err).Str("subject", m.Subject()).Msg("dead-letter publish failed; event handed back")
 		_ = m.NakWithDelay(5 * time.Second)
 		return
 	}
 	if !ack.Duplicate {
-		d.stats.DeadLettered.Add(1)
-		d.log.Warn().Str("subject", m.Subject()).Uint64("stream_seq", md.Sequence.Stream).
+		dl.stats.DeadLettered.Add(1)
+		dl.log.Warn().Str("subject", m.Subject()).Uint64("stream_seq", md.Sequence.Stream).
 			Str("reason", reason).Msg("event set aside on the dead-letter subject")
 	}
 	_ = m.TermWithReason(code)

@@ -9,52 +9,74 @@ import (
 	"net/http"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // outcomeKind classifies one request. The kind decides what happens to
-// the batch: kindOK acknowledges it; every other kind counts as a failure
-// of the webhook and redelivers the batch after the backoff.
+// the batch: kindOK acknowledges it; kindNotSent and kindInterrupted hand
+// it back at once without counting against the webhook; every other kind
+// counts as a failure of the webhook and redelivers the batch after the
+// backoff.
 type outcomeKind int
 
 const (
-	kindOK      outcomeKind = iota // 200, 201 or 202
-	kindStatus                     // any other status, 204 and 3xx included (redirects are not followed)
-	kindTimeout                    // no complete answer within DeliveryTimeout
-	kindRefused                    // connection refused or reset
-	kindDNS                        // the host name did not resolve
-	kindTLS                        // handshake or certificate failure
-	kindBlocked                    // the address is not public (egress guard)
-	kindInvalid                    // the endpoint URL itself is unusable
-	kindNetwork                    // any other transport error
+	kindOK          outcomeKind = iota // 200, 201 or 202
+	kindStatus                         // any other status, 204 and 3xx included (redirects are not followed)
+	kindTimeout                        // no complete answer within DeliveryTimeout
+	kindRefused                        // connection refused or reset
+	kindDNS                            // the host name did not resolve
+	kindTLS                            // handshake or certificate failure
+	kindBlocked                        // the address is not public (egress guard)
+	kindInvalid                        // the endpoint URL itself is unusable
+	kindNetwork                        // any other transport error
+	kindNotSent                        // the lease could run out before the request ends: not sent
+	kindInterrupted                    // this process was paused mid-request: the answer is unknown
 )
+
+// kinds names each kind twice: its Observer label and the short,
+// secret-free text stored as last_error. kindOK and kindStatus are named
+// by their status instead.
+var kinds = [...]struct{ label, text string }{
+	kindTimeout:     {"timeout", "timeout"},
+	kindRefused:     {"refused", "connection refused"},
+	kindDNS:         {"dns", "dns lookup failed"},
+	kindTLS:         {"tls", "tls error"},
+	kindBlocked:     {"blocked", "blocked address"},
+	kindInvalid:     {"invalid", "invalid endpoint"},
+	kindNetwork:     {"network", "network error"},
+	kindNotSent:     {"not_sent", "not sent: lease expired"},
+	kindInterrupted: {"interrupted", "interrupted: replica paused"},
+}
 
 // outcome is the result of one request.
 type outcome struct {
-	kind   outcomeKind
-	status int // HTTP status when there was a response
+	kind    outcomeKind
+	status  int       // HTTP status when there was a response
+	started time.Time // when the request was prepared
 }
 
 func (o outcome) ok() bool { return o.kind == kindOK }
 
 // String is the short, secret-free classification stored as last_error.
 func (o outcome) String() string {
-	switch o.kind {
-	case kindOK, kindStatus:
+	if o.kind == kindOK || o.kind == kindStatus {
 		return "status " + strconv.Itoa(o.status)
-	case kindTimeout:
-		return "timeout"
-	case kindRefused:
-		return "connection refused"
-	case kindDNS:
-		return "dns lookup failed"
-	case kindTLS:
-		return "tls error"
-	case kindBlocked:
-		return "blocked address"
-	case kindInvalid:
-		return "invalid endpoint"
 	}
-	return "network error"
+	return kinds[o.kind].text
+}
+
+// label is o's Observer label, one of Outcomes.
+func (o outcome) label() string {
+	switch o.kind {
+	case kindOK:
+		return "success"
+	case kindStatus:
+		if o.status >= 100 && o.status < 600 {
+			return "status_" + strconv.Itoa(o.status/100) + "xx"
+		}
+		return "network"
+	}
+	return kinds[o.kind].label
 }
 
 // Successful reports whether status counts as delivered: only 200, 201

@@ -39,11 +39,11 @@ func TestClientOutcomes(t *testing.T) {
 	refusedURL := "http://" + ln.Addr().String()
 	ln.Close()
 
-	insecure := newClient(Config{AllowInsecureEndpoints: true, DeliveryTimeout: 500 * time.Millisecond}.withDefaults())
-	guarded := newClient(Config{DeliveryTimeout: 500 * time.Millisecond}.withDefaults())
+	insecure := &courier{client: newClient(Config{AllowInsecureEndpoints: true, DeliveryTimeout: 500 * time.Millisecond}.withDefaults())}
+	guarded := &courier{client: newClient(Config{DeliveryTimeout: 500 * time.Millisecond}.withDefaults())}
 	cases := []struct {
 		name   string
-		client *http.Client
+		client *courier
 		url    string
 		want   outcome
 	}{
@@ -57,16 +57,8 @@ func TestClientOutcomes(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, tc.url, nil)
-			resp, err := tc.client.Do(req)
-			var got outcome
-			if err != nil {
-				got = classify(err)
-			} else {
-				resp.Body.Close()
-				got = outcome{kind: kindStatus, status: resp.StatusCode}
-			}
-			if got != tc.want {
-				t.Errorf("POST %s: outcome %v (%v), want %v", tc.url, got, err, tc.want)
+			if got := tc.client.do(req); got != tc.want {
+				t.Errorf("do(POST %s) = %v, want %v", tc.url, got, tc.want)
 			}
 		})
 	}
@@ -105,13 +97,15 @@ func TestOutcomeLabels(t *testing.T) {
 		{outcome{kind: kindBlocked}, "blocked"},
 		{outcome{kind: kindInvalid}, "invalid"},
 		{outcome{kind: kindNetwork}, "network"},
+		{outcome{kind: kindNotSent}, "not_sent"},
+		{outcome{kind: kindInterrupted}, "interrupted"},
 	}
 	for _, c := range cases {
 		got := c.in.label()
 		if got != c.want {
 			t.Errorf("%+v.label() = %q, want %q", c.in, got, c.want)
 		}
-		if !slices.Contains(Outcomes, got) {
+		if c.in.kind != kindNotSent && c.in.kind != kindInterrupted && !slices.Contains(Outcomes, got) {
 			t.Errorf("label %q is not in Outcomes", got)
 		}
 	}

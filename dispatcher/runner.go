@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/webhookd/webhookd/subscriptions"
@@ -30,35 +31,35 @@ const (
 	maxSleep = 5 * time.Second
 )
 
-// errGone: the webhook was disabled or deleted.
+// errGone is returned when the webhook was disabled or deleted.
 var errGone = errors.New("dispatcher: webhook disabled or deleted")
 
 // runner is one webhook's fetch loop on this replica.
 type runner struct {
-	d      *Dispatcher
-	id     string
-	wh     atomic.Pointer[subscriptions.Webhook]
-	slots  *semaphore.Weighted // local pre-gate: never ask Redis for an (N+1)th slot
+	cfg     Config
+	js      jetstream.JetStream
+	id      string
+	wh      atomic.Pointer[subscriptions.Webhook]
+	slots   slotStore
+	courier *courier
+	budget  *semaphore.Weighted // the replica's byte budget
+	local   *semaphore.Weighted // never ask Redis for an (N+1)th slot
+	stats   *Stats
+	heal    func()
+	log     zerolog.Logger
+	wg      *sync.WaitGroup // the fleet's: runners and deliveries
+
 	cancel context.CancelFunc
 	done   chan struct{}
-	stopMu sync.Once
+	once   sync.Once
 }
-
-func (d *Dispatcher) newRunner(w subscriptions.Webhook) *runner {
-	r := &runner{d: d, id: w.ID, slots: semaphore.NewWeighted(int64(d.cfg.MaxInFlight)), done: make(chan struct{})}
-	r.wh.Store(&w)
-	return r
-}
-
-// setWebhook swaps in a newer record (endpoint, secret, name).
-func (r *runner) setWebhook(w subscriptions.Webhook) { r.wh.Store(&w) }
 
 func (r *runner) start(parent context.Context) {
 	ctx, cancel := context.WithCancel(parent)
 	r.cancel = cancel
-	r.d.wg.Add(1)
+	r.wg.Add(1)
 	go func() {
-		defer r.d.wg.Done()
+		defer r.wg.Done()
 		defer close(r.done)
 		r.loop(ctx)
 	}()
@@ -67,12 +68,11 @@ func (r *runner) start(parent context.Context) {
 // stop ends the fetch loop and waits for it; deliveries already started
 // finish on their own (each bounded by DeliveryTimeout).
 func (r *runner) stop() {
-	r.stopMu.Do(func() { r.cancel() })
+	r.once.Do(func() { r.cancel() })
 	<-r.done
 }
 
 func (r *runner) loop(ctx context.Context) {
-	log := r.d.log.With().Str("webhook_id", r.id).Logger()
 	var cons jetstream.Consumer
 	pause := time.Duration(0)
 	for ctx.Err() == nil {
@@ -80,10 +80,10 @@ func (r *runner) loop(ctx context.Context) {
 			return
 		}
 		if cons == nil {
-			c, err := r.d.js.Consumer(ctx, r.d.cfg.Stream, consumerName(r.id))
+			c, err := r.js.Consumer(ctx, r.cfg.Stream, consumerName(r.id))
 			if err != nil {
 				if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
-					r.d.heal.Store(true) // the reconciler recreates it
+					r.heal() // the reconciler recreates it
 				}
 				pause = nextPause(pause) // NATS may be away
 				continue
@@ -96,7 +96,7 @@ func (r *runner) loop(ctx context.Context) {
 			pause = maxSleep // the reconciler stops this runner shortly
 		case err != nil:
 			if ctx.Err() == nil && pause == 0 {
-				log.Warn().Err(err).Msg("fetching events; retrying")
+				r.log.Warn().Err(err).Msg("fetching events; retrying")
 			}
 			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
 				cons = nil
@@ -115,18 +115,20 @@ func nextPause(p time.Duration) time.Duration {
 // cycle pulls one batch and hands it to a delivery goroutine. It returns
 // how long to wait before the next cycle.
 func (r *runner) cycle(ctx context.Context, cons jetstream.Consumer) (time.Duration, error) {
-	if err := r.slots.Acquire(ctx, 1); err != nil {
+	if err := r.local.Acquire(ctx, 1); err != nil {
 		return 0, nil
 	}
+	var held heldBatch
 	handedOff := false
 	defer func() {
 		if !handedOff {
-			r.slots.Release(1)
+			held.release()
+			r.local.Release(1)
 		}
 	}()
 
-	// 1. Wait for a first event, holding no Redis slot.
-	msgs, err := r.fetch(ctx, cons, 1, idleWait)
+	// 1. Wait for a first event, holding no Redis slot and no budget.
+	msgs, err := fetch(ctx, cons, 1, 0, idleWait)
 	if err != nil || len(msgs) == 0 {
 		return 0, err
 	}
@@ -139,70 +141,41 @@ func (r *runner) cycle(ctx context.Context, cons jetstream.Consumer) (time.Durat
 		return wait, err
 	}
 
-	// 3. Fill the batch with what arrives within the linger.
-	if n := r.d.cfg.BatchMaxEvents - 1; n > 0 {
-		more, err := r.fetch(ctx, cons, n, r.d.cfg.BatchLinger-time.Since(first))
-		msgs = append(msgs, more...)
-		if err != nil && ctx.Err() == nil {
-			r.d.log.Debug().Err(err).Str("webhook_id", r.id).Msg("filling batch")
+	// 3. Reserve a batch's bytes, then fill the batch with what arrives
+	// within the linger and fits.
+	held = heldBatch{budget: r.budget, stats: r.stats}
+	if n := r.cfg.BatchMaxEvents - 1; n > 0 {
+		room := r.cfg.BatchMaxBytes - len(msgs[0].Data())
+		if room > 0 && held.reserve(ctx, r.cfg.BatchMaxBytes, msgs) {
+			more, err := fetch(ctx, cons, n, room, r.cfg.BatchLinger-time.Since(first))
+			msgs = append(msgs, more...)
+			if err != nil && ctx.Err() == nil {
+				r.log.Debug().Err(err).Msg("filling batch")
+			}
+			held.shrink(msgs)
 		}
 	}
 
-	// 4. Deliver concurrently; the slot and the local gate are released
-	// when the request is done.
+	// 4. Deliver concurrently; the slot, the local gate and the bytes are
+	// released when the delivery is done.
 	handedOff = true
-	r.d.wg.Add(1)
+	r.wg.Add(1)
 	go func() {
-		defer r.d.wg.Done()
-		defer r.slots.Release(1)
-		r.d.deliver(*r.wh.Load(), holder, msgs)
+		defer r.wg.Done()
+		defer r.local.Release(1)
+		defer held.release()
+		r.courier.deliver(*r.wh.Load(), holder, msgs)
 	}()
 	return 0, nil
-}
-
-// fetch pulls up to n messages, waiting at most wait for them. A wait of
-// (almost) nothing takes only what is there now.
-func (r *runner) fetch(ctx context.Context, cons jetstream.Consumer, n int, wait time.Duration) ([]jetstream.Msg, error) {
-	var (
-		batch jetstream.MessageBatch
-		err   error
-	)
-	switch {
-	case wait >= idleWait:
-		fctx, cancel := context.WithTimeout(ctx, wait)
-		defer cancel()
-		batch, err = cons.Fetch(n, jetstream.FetchContext(fctx), jetstream.FetchHeartbeat(idleHeartbeat))
-	case wait < 5*time.Millisecond:
-		batch, err = cons.FetchNoWait(n)
-	default:
-		batch, err = cons.Fetch(n, jetstream.FetchMaxWait(wait))
-	}
-	if err != nil {
-		return nil, err
-	}
-	msgs := make([]jetstream.Msg, 0, min(n, 64))
-	for m := range batch.Messages() {
-		msgs = append(msgs, m)
-	}
-	if err := batch.Error(); err != nil && !benignFetchErr(err) {
-		return msgs, err
-	}
-	return msgs, nil
-}
-
-func benignFetchErr(err error) bool {
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
-		errors.Is(err, jetstream.ErrNoMessages)
 }
 
 // acquire takes a request slot for holder while holding msgs. It returns
 // a positive wait when the webhook is backing off: the events went back to
 // the stream, to come again when the next attempt is due.
 func (r *runner) acquire(ctx context.Context, holder string, msgs []jetstream.Msg) (time.Duration, error) {
-	cfg := r.d.cfg
 	lastProgress := time.Now()
 	for {
-		slot, err := r.d.store.AcquireSlot(ctx, r.id, holder, cfg.MaxInFlight, cfg.Lease)
+		slot, err := r.slots.AcquireSlot(ctx, r.id, holder, r.cfg.MaxInFlight, r.cfg.Lease)
 		switch {
 		case err != nil:
 			nakAll(msgs, time.Second) // Redis away: hand back and pause
@@ -220,13 +193,49 @@ func (r *runner) acquire(ctx context.Context, holder string, msgs []jetstream.Ms
 			nakAll(msgs, 0)
 			return 0, ctx.Err()
 		}
-		if time.Since(lastProgress) > cfg.ackWait()/3 {
-			for _, m := range msgs {
-				_ = m.InProgress()
-			}
+		if time.Since(lastProgress) > r.cfg.ackWait()/3 {
+			inProgress(msgs)
 			lastProgress = time.Now()
 		}
 	}
+}
+
+// fetch pulls up to n messages of at most maxBytes in all (0: no byte
+// cap), waiting at most wait for them. A wait of (almost) nothing takes
+// only what is there now.
+func fetch(ctx context.Context, cons jetstream.Consumer, n, maxBytes int, wait time.Duration) ([]jetstream.Msg, error) {
+	var opts []jetstream.FetchOpt
+	if maxBytes > 0 {
+		opts = append(opts, jetstream.FetchMaxBytes(maxBytes))
+	}
+	switch {
+	case wait >= idleWait:
+		fctx, cancel := context.WithTimeout(ctx, wait)
+		defer cancel()
+		opts = append(opts, jetstream.FetchContext(fctx), jetstream.FetchHeartbeat(idleHeartbeat))
+	case wait < 5*time.Millisecond:
+		// FetchNoWait takes no byte cap: a short wait is as good.
+		opts = append(opts, jetstream.FetchMaxWait(5*time.Millisecond))
+	default:
+		opts = append(opts, jetstream.FetchMaxWait(wait))
+	}
+	batch, err := cons.Fetch(n, opts...)
+	if err != nil {
+		return nil, err
+	}
+	msgs := make([]jetstream.Msg, 0, min(n, 64))
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	if err := batch.Error(); err != nil && !benignFetchErr(err) {
+		return msgs, err
+	}
+	return msgs, nil
+}
+
+func benignFetchErr(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, jetstream.ErrMaxBytesExceeded)
 }
 
 // nakAll hands msgs back to JetStream for redelivery after delay.
@@ -237,6 +246,13 @@ func nakAll(msgs []jetstream.Msg, delay time.Duration) {
 		} else {
 			_ = m.Nak()
 		}
+	}
+}
+
+// inProgress resets the AckWait of msgs.
+func inProgress(msgs []jetstream.Msg) {
+	for _, m := range msgs {
+		_ = m.InProgress()
 	}
 }
 

@@ -3,13 +3,7 @@ package dispatcher
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
-	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/webhookd/webhookd/subscriptions"
 )
 
 // ErrBadSubject: a subject is neither <topic> nor <topic>.<account_id>.
@@ -84,53 +78,4 @@ func CheckStreamSubject(s string) error {
 		}
 	}
 	return nil
-}
-
-// consumerName is the durable consumer of a webhook. Names may not contain
-// dots, so they are never derived from topics.
-func consumerName(id string) string { return "wh_" + id }
-
-// filterSubjects are the subjects a webhook's consumer reads: each topic
-// for its own account, plus the bare topic when the webhook belongs to the
-// default account.
-func (d *Dispatcher) filterSubjects(w subscriptions.Webhook) []string {
-	out := make([]string, 0, 2*len(w.Topics))
-	for _, t := range w.Topics {
-		out = append(out, t+"."+w.AccountID)
-		if w.AccountID == d.cfg.DefaultAccount {
-			out = append(out, t)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-// consumerConfig is the durable consumer of webhook w. It starts at
-// w.ActiveSince, so a new or re-enabled webhook receives only events
-// published after that instant and never a backlog from before.
-func (d *Dispatcher) consumerConfig(w subscriptions.Webhook) jetstream.ConsumerConfig {
-	start := w.ActiveSince.UTC()
-	return jetstream.ConsumerConfig{
-		Durable:        consumerName(w.ID),
-		Description:    "webhookd webhook " + w.ID,
-		FilterSubjects: d.filterSubjects(w),
-		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
-		OptStartTime:   &start,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        d.cfg.ackWait(),
-		// Nak'd messages still count toward MaxAckPending, so it sits well
-		// above MaxInFlight full batches: a webhook's own parked retries
-		// never starve its fresh traffic, yet a dead endpoint stops
-		// pulling new events once this many are parked.
-		MaxAckPending:   max(20_000, 3*d.cfg.MaxInFlight*d.cfg.BatchMaxEvents),
-		MaxDeliver:      -1, // the disable rule, not a delivery count, ends retries
-		MaxRequestBatch: d.cfg.BatchMaxEvents,
-		Metadata:        map[string]string{"webhookd_account": w.AccountID},
-	}
-}
-
-// signature identifies what a consumer must look like; a change of start
-// time needs a new consumer, a change of filters only an update.
-func (d *Dispatcher) signature(w subscriptions.Webhook) string {
-	return w.ActiveSince.UTC().Format(time.RFC3339Nano) + "|" + strings.Join(d.filterSubjects(w), ",")
 }

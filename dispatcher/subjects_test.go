@@ -69,7 +69,6 @@ func TestCheckStreamSubject(t *testing.T) {
 }
 
 func TestFilterSubjects(t *testing.T) {
-	d := &Dispatcher{cfg: Config{}.withDefaults()}
 	cases := []struct {
 		account string
 		want    []string
@@ -79,7 +78,7 @@ func TestFilterSubjects(t *testing.T) {
 	}
 	for _, tc := range cases {
 		w := subscriptions.Webhook{AccountID: tc.account, Topics: []string{"event:klaviyo.sent_sms", "event:klaviyo.clicked_sms"}}
-		if diff := cmp.Diff(tc.want, d.filterSubjects(w)); diff != "" {
+		if diff := cmp.Diff(tc.want, filterSubjects(w, "default")); diff != "" {
 			t.Errorf("filterSubjects(%s) mismatch (-want +got):\n%s", tc.account, diff)
 		}
 	}

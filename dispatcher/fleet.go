@@ -1,0 +1,90 @@
+package dispatcher
+
+import (
+	"context"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/webhookd/webhookd/subscriptions"
+)
+
+// fleet is this replica's set of runners, one per webhook it delivers
+// for, and what they share: the consumer handles' JetStream, the slots,
+// the courier and the byte budget.
+type fleet struct {
+	cfg     Config
+	js      jetstream.JetStream
+	slots   slotStore
+	courier *courier
+	budget  *semaphore.Weighted // bytes of fetched events held, across webhooks
+	log     zerolog.Logger
+	stats   *Stats
+	heal    func() // asks the reconciler for a full pass
+
+	mu      sync.Mutex
+	runners map[string]*runner
+	wg      sync.WaitGroup // runners and their deliveries
+}
+
+// run starts w's runner, or gives a running one the newer record.
+func (f *fleet) run(ctx context.Context, w subscriptions.Webhook) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r, ok := f.runners[w.ID]; ok {
+		r.wh.Store(&w)
+		return
+	}
+	r := &runner{
+		cfg:     f.cfg,
+		js:      f.js,
+		id:      w.ID,
+		slots:   f.slots,
+		courier: f.courier,
+		budget:  f.budget,
+		local:   semaphore.NewWeighted(int64(f.cfg.MaxInFlight)),
+		stats:   f.stats,
+		heal:    f.heal,
+		log:     f.log.With().Str("webhook_id", w.ID).Logger(),
+		wg:      &f.wg,
+		done:    make(chan struct{}),
+	}
+	r.wh.Store(&w)
+	f.runners[w.ID] = r
+	r.start(ctx)
+}
+
+// stopExcept stops every runner whose webhook is not in keep and returns
+// their ids.
+func (f *fleet) stopExcept(keep map[string]subscriptions.Webhook) []string {
+	f.mu.Lock()
+	var stop []*runner
+	for id, r := range f.runners {
+		if _, ok := keep[id]; !ok {
+			stop = append(stop, r)
+			delete(f.runners, id)
+		}
+	}
+	f.mu.Unlock()
+	ids := make([]string, 0, len(stop))
+	for _, r := range stop {
+		r.stop()
+		ids = append(ids, r.id)
+	}
+	return ids
+}
+
+// stopAll stops every runner and waits for their deliveries (shutdown).
+func (f *fleet) stopAll() {
+	f.stopExcept(nil)
+	f.wg.Wait()
+}
+
+// size is the number of webhooks this replica delivers for.
+func (f *fleet) size() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.runners)
+}

@@ -1,0 +1,110 @@
+package dispatcher
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/webhookd/webhookd/signer"
+	"github.com/webhookd/webhookd/subscriptions"
+)
+
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// pauseSlack is how much later than DeliveryTimeout a request may end and
+// still be a timeout at the endpoint. A request that ends much later was
+// not timed out by the endpoint: this process was paused (SIGSTOP, a VM
+// freeze) while it was in flight, and the endpoint's answer is unknown.
+const pauseSlack = time.Second
+
+// send posts the events of s as one request, right after checking that
+// the lease is still held and extending it. sent is false when the lease
+// was lost (or could not be confirmed), or when this process was paused
+// during the request: then nothing is known about the events and they
+// are handed back, never counted as the webhook's failure. On success the
+// events of s are acknowledged.
+func (d *delivery) send(ctx context.Context, s span) (o outcome, sent bool) {
+	c := d.c
+	ok, err := c.slots.ExtendSlot(ctx, d.w.ID, d.holder, c.cfg.Lease)
+	if err != nil || !ok {
+		c.stats.LostLeases.Add(1)
+		c.lostLog().Warn().Str("webhook_id", d.w.ID).Int("events", s.len()).
+			Msg("request not sent: its in-flight slot lease expired or could not be renewed (a paused replica?); events handed back")
+		return outcome{}, false
+	}
+	o = c.post(ctx, d.w, d, s, time.Now())
+	if o.kind == kindNotSent || o.kind == kindInterrupted {
+		return o, false
+	}
+	if o.ok() {
+		for i := s.lo; i < s.hi; i++ {
+			if !d.settled[i].Swap(true) {
+				_ = d.msgs[i].Ack()
+			}
+		}
+		c.stats.Delivered.Add(int64(s.len()))
+		d.delivered = true
+	}
+	return o, true
+}
+
+// post signs and sends the events of s as one request. extended is when
+// the lease was last extended: if building the request took so long that
+// the lease could run out before the request ends (the process was
+// paused), the request is not sent.
+func (c *courier) post(ctx context.Context, w subscriptions.Webhook, d *delivery, s span, extended time.Time) outcome {
+	started := time.Now()
+	if err := subscriptions.ValidateEndpoint(w.EndpointURL, c.cfg.AllowInsecureEndpoints); err != nil {
+		return outcome{kind: kindInvalid, started: started}
+	}
+	bp := bodyPool.Get().(*[]byte)
+	defer bodyPool.Put(bp)
+	now := time.Now().UTC()
+	body := appendBody((*bp)[:0], d.evs[s.lo:s.hi], c.meta(w, now))
+	*bp = body
+
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.DeliveryTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.EndpointURL, bytes.NewReader(body))
+	if err != nil {
+		return outcome{kind: kindInvalid, started: started}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", c.cfg.UserAgent)
+	signer.SetHeaders(req.Header, w.ID, []byte(w.Secret), body, now)
+
+	if time.Since(extended) > c.cfg.Lease-c.cfg.DeliveryTimeout-pauseSlack {
+		return outcome{kind: kindNotSent, started: started}
+	}
+	c.stats.InFlight.Add(1)
+	start := time.Now()
+	o := c.do(req)
+	took := time.Since(start)
+	c.stats.InFlight.Add(-1)
+	if o.kind == kindTimeout && took > c.cfg.DeliveryTimeout+pauseSlack {
+		o.kind = kindInterrupted
+	}
+	o.started = started
+	if c.cfg.Observer != nil && o.kind != kindInterrupted {
+		c.cfg.Observer.Request(o.label(), s.len(), len(body), took)
+	}
+	return o
+}
+
+// do sends req and classifies what came back.
+func (c *courier) do(req *http.Request) outcome {
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return classify(err)
+	}
+	// Drain a little so the connection is reused; never more than 64 KiB.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if !Successful(resp.StatusCode) {
+		return outcome{kind: kindStatus, status: resp.StatusCode}
+	}
+	return outcome{kind: kindOK, status: resp.StatusCode}
+}
