@@ -9,7 +9,7 @@
 // []json.RawMessage is re-scanned and its payloads HTML-escaped by
 // encoding/json (reference/tech-notes.md §6.5), while here each payload is
 // copied unchanged after [Parse] has validated it once at ingest. Sizes are
-// computed exactly, so [Split] can cap every body without writing it first.
+// computed exactly, so [Pack] can cap every body without writing it first.
 // The package is synchronous and does no I/O.
 package batcher
 
@@ -60,7 +60,7 @@ const (
 	DefaultMaxBytes = 4 << 20
 )
 
-// Config caps the bodies [Split] produces. Zero or negative fields take the
+// Config caps the bodies [Pack] produces. Zero or negative fields take the
 // defaults.
 type Config struct {
 	MaxEvents int // events per body (DefaultMaxEvents, 1000)
