@@ -15,9 +15,11 @@
 // must be UTF-8 ([ErrUTF8]).
 //
 // Each function reads b from index i and returns the index just past
-// what it read, or the index of the offending byte with an error. A scan
-// stops at the first fault, so when a text has several, the error names
-// the one that comes first.
+// what it read, or with an error the index of the offending byte (for
+// ErrRange, the number's first byte). A scan stops at the first fault, so
+// when a text has several, the error names the one that comes first.
+// None allocates, except Number for the rare number it hands to
+// strconv.ParseFloat and Unquote for a string with escapes.
 package jsonscan
 
 import "errors"

@@ -112,7 +112,8 @@ func TestStringEnd(t *testing.T) {
 		{in: `"0123456789\n"`, end: 14, escaped: true},
 		{in: `"0123456789abcdef`, end: 17, err: jsonscan.ErrSyntax},
 		{in: "\"0123456789\x01\"", end: 11, err: jsonscan.ErrSyntax},
-		{in: "\"0123456789\xff\",", end: 13, err: jsonscan.ErrUTF8},
+		{in: "\"0123456789\xff\",", end: 11, err: jsonscan.ErrUTF8},
+		{in: "\"é€\xe2\x82\"", end: 6, err: jsonscan.ErrUTF8},
 		{in: `x"`, end: 0, err: jsonscan.ErrSyntax},
 	}
 	for _, tt := range tests {

@@ -11,9 +11,9 @@ import (
 // index just past its closing quote; b[i+1:end-1] is its raw content.
 // escaped reports whether that holds escape sequences (see [Unquote]).
 // It refuses control characters and malformed escapes ([ErrSyntax]) and,
-// once the string is complete, bytes that are not UTF-8 ([ErrUTF8], with
-// end just past the string). Escapes of lone surrogates such as \ud800
-// are accepted, as by json.Valid and Python.
+// once the string is complete, bytes that are not UTF-8 ([ErrUTF8]); end
+// is then the index of the offending byte. Escapes of lone surrogates
+// such as \ud800 are accepted, as by json.Valid and Python.
 //
 // Strings are most of an event's bytes, so String reads eight bytes at a
 // time (see special) and checks UTF-8 only for strings that hold a byte
@@ -47,7 +47,7 @@ func String(b []byte, i int) (end int, escaped bool, err error) {
 		switch b[i] {
 		case '"':
 			if high&hi8 != 0 && !utf8.Valid(b[start:i]) {
-				return i + 1, false, ErrUTF8
+				return start + invalidAt(b[start:i]), false, ErrUTF8
 			}
 			return i + 1, escaped, nil
 		case '\\':
@@ -61,6 +61,19 @@ func String(b []byte, i int) (end int, escaped bool, err error) {
 			return i, false, ErrSyntax
 		}
 	}
+}
+
+// invalidAt returns the index of the first byte of s that is not part of
+// valid UTF-8, or len(s).
+func invalidAt(s []byte) int {
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return len(s)
 }
 
 const lo8, hi8 = 0x0101010101010101, 0x8080808080808080
