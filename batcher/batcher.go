@@ -9,7 +9,7 @@
 // []json.RawMessage is re-scanned and its payloads HTML-escaped by
 // encoding/json (reference/tech-notes.md §6.5), while here each payload is
 // copied unchanged after [Parse] has validated it once at ingest. Sizes are
-// computed exactly, so [Split] can cap every body without writing it first.
+// computed exactly, so [Pack] can cap every body without writing it first.
 // The package is synchronous and does no I/O.
 package batcher
 
@@ -60,7 +60,7 @@ const (
 	DefaultMaxBytes = 4 << 20
 )
 
-// Config caps the bodies [Split] produces. Zero or negative fields take the
+// Config caps the bodies [Pack] produces. Zero or negative fields take the
 // defaults.
 type Config struct {
 	MaxEvents int // events per body (DefaultMaxEvents, 1000)
@@ -82,20 +82,33 @@ func (c Config) maxBytes() int {
 }
 
 // Errors returned by [Parse] and [Split]. Their messages are short reasons
-// fit for a dead-letter header, and never contain payload bytes.
+// fit for a dead-letter header, and never contain payload bytes; [Reason]
+// gives each its code. The first five are faults of the body as JSON: a
+// receiver's parser would refuse the whole request for one such event,
+// on every retry, so Parse refuses them at intake instead.
 var (
 	// ErrNotJSON means an event message body is not valid JSON.
 	ErrNotJSON = errors.New("batcher: not valid JSON")
-	// ErrNotUTF8 means an event message body is valid JSON except that it
-	// is not UTF-8. JSON exchanged between systems must be UTF-8 (RFC 8259
-	// §8.1) and strict receivers such as Python's json.loads reject the
-	// whole request otherwise, so one such event would poison its batch.
+	// ErrNotUTF8 means an event message body has a string that is not
+	// UTF-8 (json.Valid accepts it). JSON exchanged between systems must
+	// be UTF-8 (RFC 8259 §8.1) and strict receivers such as Python's
+	// json.loads reject the whole request otherwise.
 	ErrNotUTF8 = errors.New("batcher: not UTF-8")
+	// ErrTooDeep means an event message body nests arrays and objects
+	// deeper than [MaxDepth], which inside an envelope is deeper than
+	// receivers such as .NET's parsers accept by default.
+	ErrTooDeep = errors.New("batcher: nested too deeply")
+	// ErrNumberRange means an event message body has a number beyond the
+	// range of a double, such as 1e400 (see [jsonscan.ErrRange]).
+	// Receivers that read numbers as doubles refuse it or turn it into an
+	// infinity. A number too small for a double reads as 0 and is
+	// accepted.
+	ErrNumberRange = errors.New("batcher: number out of range")
 	// ErrNotObject means an event message body is JSON but not an object.
 	ErrNotObject = errors.New("batcher: not a JSON object")
 	// ErrNoID means an event has neither a data.id string nor a message id.
 	ErrNoID = errors.New("batcher: no event id")
 	// ErrTooLarge means an event does not fit in a body of Config.MaxBytes
-	// even alone.
+	// even alone (see [Pack]).
 	ErrTooLarge = errors.New("batcher: event too large")
 )

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/webhookd/webhookd/batcher/internal/jsonref"
 )
 
 // FuzzAppendEnvelope checks that for any ids, topics, meta strings and
@@ -54,26 +57,27 @@ func FuzzAppendEnvelope(f *testing.F) {
 	})
 }
 
-// FuzzParse checks that Parse never panics, accepts exactly the bodies
-// json.Valid accepts that are UTF-8 objects, and returns the data.id
-// encoding/json finds. Seeds are in testdata/fuzz/FuzzParse.
+// FuzzParse checks that Parse never panics, refuses a body for the
+// first fault jsonref finds in it with encoding/json (as nested in an
+// envelope), returns the data.id encoding/json finds otherwise, and that
+// the envelope of an event it accepts is itself accepted whole. Seeds are
+// in testdata/fuzz/FuzzParse.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"data":{"type":"event","id":"4L3cwQae2TX"}}`), "m")
 	f.Add([]byte(`{"data":{"id":"a\"b"},"data":{"id":7}}`), "")
 	f.Add([]byte(`[]`), "m")
+	f.Add([]byte(`{"data":{"id":"x","n":[1e400]}}`), "m")
+	f.Add([]byte(`{"a":`+strings.Repeat("[", MaxDepth)+strings.Repeat("]", MaxDepth)+`}`), "m")
 	f.Fuzz(func(t *testing.T, body []byte, msgID string) {
 		got, err := Parse(body, msgID)
-		switch {
-		case !json.Valid(body):
-			if !errors.Is(err, ErrNotJSON) {
-				t.Fatalf("Parse(%q) = %q, %v; want ErrNotJSON", body, got, err)
+		if fault := jsonref.Fault(body, envelopeDepth); fault != nil {
+			if want := fromScan(fault); err != want {
+				t.Fatalf("Parse(%q) = %q, %v; want %v", body, got, err, want)
 			}
 			return
-		case !utf8.Valid(body):
-			if !errors.Is(err, ErrNotUTF8) {
-				t.Fatalf("Parse(%q) = %q, %v; want ErrNotUTF8", body, got, err)
-			}
-			return
+		}
+		if !json.Valid(body) || !utf8.Valid(body) {
+			t.Fatalf("jsonref.Fault(%q) = nil for a body json.Valid or utf8.Valid refuses", body)
 		}
 		want, ok := parseReference(body, msgID)
 		switch {
@@ -87,6 +91,12 @@ func FuzzParse(f *testing.F) {
 			}
 		case err != nil || got != want:
 			t.Fatalf("Parse(%q, %q) = %q, %v; want %q", body, msgID, got, err, want)
+		}
+		if err == nil {
+			env := AppendEnvelope(nil, []Event{{ExternalID: got, Topic: "t", Payload: body}}, testMeta)
+			if fault := jsonref.Fault(env, 0); fault != nil {
+				t.Fatalf("envelope of accepted %q: %v", body, fault)
+			}
 		}
 	})
 }

@@ -1,14 +1,15 @@
 package batcher
 
-import (
-	"bytes"
-	"encoding/json"
-	"unicode/utf8"
-)
+import "github.com/webhookd/webhookd/batcher/jsonscan"
 
 // Parse validates an event message body and returns its external id. The
-// body must be a UTF-8 JSON object (see [ErrNotJSON], [ErrNotUTF8],
-// [ErrNotObject]); it is then safe to embed unchanged as Event.Payload.
+// body must be a JSON object that common receivers' parsers accept once
+// it is embedded in an envelope: UTF-8, nested at most [MaxDepth] deep,
+// with every number within the range of a double. It is then safe to
+// embed unchanged as Event.Payload. Otherwise Parse returns
+// [ErrNotJSON], [ErrNotUTF8], [ErrTooDeep], [ErrNumberRange] or
+// [ErrNotObject]; of several faults it reports the first in the body,
+// and ErrNotObject only for a body free of the others.
 //
 // The id is data.id when that is a non-empty JSON string, and msgID (the
 // Nats-Msg-Id header) otherwise; with neither, Parse returns [ErrNoID].
@@ -18,19 +19,16 @@ import (
 // Parse runs on every event, so it validates and finds data.id in one
 // pass (scan), without decoding anything but the id.
 func Parse(body []byte, msgID string) (string, error) {
-	idAt, idEnd, ok := scan(body)
-	if !ok {
-		return "", ErrNotJSON
-	}
-	if !utf8.Valid(body) {
-		return "", ErrNotUTF8
-	}
-	if body[skipSpace(body, 0)] != '{' {
+	obj, idAt, idEnd, err := scan(body)
+	switch {
+	case err != nil:
+		return "", fromScan(err)
+	case !obj:
 		return "", ErrNotObject
 	}
 	if idAt >= 0 {
-		if id := unquote(body[idAt:idEnd]); id != "" {
-			return id, nil
+		if id := jsonscan.Unquote(body[idAt:idEnd]); len(id) > 0 {
+			return string(id), nil
 		}
 	}
 	if msgID != "" {
@@ -39,30 +37,15 @@ func Parse(body []byte, msgID string) (string, error) {
 	return "", ErrNoID
 }
 
-// keyIs reports whether the quoted key equals name once unescaped.
-func keyIs(quoted []byte, name string) bool {
-	raw := quoted[1 : len(quoted)-1]
-	if bytes.IndexByte(raw, '\\') < 0 {
-		return string(raw) == name
+// fromScan translates a jsonscan error into this package's.
+func fromScan(err error) error {
+	switch err {
+	case jsonscan.ErrUTF8:
+		return ErrNotUTF8
+	case jsonscan.ErrDepth:
+		return ErrTooDeep
+	case jsonscan.ErrRange:
+		return ErrNumberRange
 	}
-	return unquote(quoted) == name
-}
-
-// unquote returns the value of the quoted JSON string s.
-func unquote(s []byte) string {
-	raw := s[1 : len(s)-1]
-	if bytes.IndexByte(raw, '\\') < 0 {
-		return string(raw)
-	}
-	var v string
-	_ = json.Unmarshal(s, &v) // cannot fail: s is a valid JSON string
-	return v
-}
-
-// skipSpace returns the index of the first non-space byte at or after i.
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t') {
-		i++
-	}
-	return i
+	return ErrNotJSON
 }

@@ -3,6 +3,7 @@ package batcher
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -47,6 +48,23 @@ func TestParse(t *testing.T) {
 		{name: "array", body: `[{"data":{"id":"x"}}]`, msgID: "m", err: ErrNotObject},
 		{name: "string", body: `"x"`, err: ErrNotObject},
 		{name: "null", body: ` null `, err: ErrNotObject},
+		{name: "deepest accepted", body: `{"a":` + strings.Repeat("[", MaxDepth-1) + strings.Repeat("]", MaxDepth-1) + `,"data":{"id":"d"}}`, want: "d"},
+		{name: "too deep", body: `{"a":` + strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth) + `,"data":{"id":"d"}}`, err: ErrTooDeep},
+		{name: "too deep in data", body: `{"data":{"id":"d","x":` + strings.Repeat(`{"y":`, MaxDepth-1) + `1` + strings.Repeat("}", MaxDepth-1) + `}}`, err: ErrTooDeep},
+		{name: "poison event of issue 13", body: `{"data":{"id":"p","x":` + strings.Repeat("[", 2000) + strings.Repeat("]", 2000) + `}}`, err: ErrTooDeep},
+		{name: "too deep and truncated", body: strings.Repeat("[", 2000), err: ErrTooDeep},
+		{name: "too deep array", body: strings.Repeat("[", 100) + strings.Repeat("]", 100), err: ErrTooDeep},
+		{name: "number overflows", body: `{"data":{"id":"x","v":1e400}}`, err: ErrNumberRange},
+		{name: "negative number overflows", body: `{"data":{"id":"x","v":[-1e999]}}`, err: ErrNumberRange},
+		{name: "400-digit integer", body: `{"data":{"id":"x"},"v":` + strings.Repeat("9", 400) + `}`, err: ErrNumberRange},
+		{name: "just below the largest double", body: `{"data":{"id":"x","v":1.7976931348623157e308}}`, want: "x"},
+		{name: "just above the largest double", body: `{"data":{"id":"x","v":1.7976931348623159e308}}`, err: ErrNumberRange},
+		{name: "underflow reads as 0", body: `{"data":{"id":"x","v":1e-400}}`, want: "x"},
+		{name: "number in data.id position", body: `{"data":{"id":1e400}}`, msgID: "m", err: ErrNumberRange},
+		{name: "first fault wins", body: "{\"a\":\"\xff\",\"b\":1e400}", err: ErrNotUTF8},
+		{name: "first fault wins other way", body: "{\"a\":1e400,\"b\":\"\xff\"}", err: ErrNumberRange},
+		{name: "invalid UTF-8 in a key", body: "{\"\xff\":1,\"data\":{\"id\":\"x\"}}", err: ErrNotUTF8},
+		{name: "array with a bad number", body: `[1e400]`, err: ErrNumberRange},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -40,6 +40,9 @@ func Size(events []Event, meta Meta) int {
 // Fits reports whether e alone fits in a body under cfg. An event that does
 // not can never be delivered and should be dead-lettered with [ErrTooLarge]
 // as the reason.
+//
+// Deprecated: use [Pack], which reports the events that fit in no body
+// while it groups the others.
 func Fits(e Event, cfg Config, meta Meta) bool {
 	return Overhead(meta)+EventSize(e) <= cfg.maxBytes()
 }
@@ -55,6 +58,9 @@ func Fits(e Event, cfg Config, meta Meta) bool {
 // error wrapping [ErrTooLarge] that names the event's index, and no
 // batches; callers filter such events out first. Split keeps no state, so
 // it is safe for concurrent use.
+//
+// Deprecated: use [Pack], which has no error path: it leaves out the
+// events that fit in no body and reports them.
 func Split(events []Event, cfg Config, meta Meta) ([][]Event, error) {
 	maxEvents, maxBytes := cfg.maxEvents(), cfg.maxBytes()
 	over := Overhead(meta)
