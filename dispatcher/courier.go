@@ -57,13 +57,21 @@ func (c *courier) deliver(w subscriptions.Webhook, holder string, msgs []jetstre
 			c.log.Debug().Err(err).Str("webhook_id", w.ID).Msg("releasing slot; its lease expires by itself")
 		}
 	}()
-	meta := c.meta(w, time.Now())
-	msgs, evs := c.prepare(ctx, msgs, meta)
+	msgs, evs := c.prepare(ctx, msgs)
 	if len(msgs) == 0 {
 		return
 	}
-	parts := pack(evs, c.cfg.batchConfig(), meta)
+	packed, tooLarge := batcher.Pack(evs, c.cfg.batchConfig(), c.meta(w, time.Now()))
 	d := &delivery{c: c, w: w, holder: holder, msgs: msgs, evs: evs, settled: make([]atomic.Bool, len(msgs))}
+	for _, i := range tooLarge {
+		d.settled[i].Store(true)
+		c.dead.set(ctx, msgs[i], batcher.Reason(batcher.ErrTooLarge),
+			"event larger than --batch-max-bytes allows in one request")
+	}
+	parts := make([]span, len(packed))
+	for i, p := range packed {
+		parts[i] = span{p.Start, p.Start + len(p.Events)}
+	}
 	stop := d.keepAlive()
 	defer stop()
 	d.run(ctx, parts)
@@ -77,9 +85,9 @@ func (c *courier) deliver(w subscriptions.Webhook, holder string, msgs []jetstre
 
 // prepare turns messages into events; the i-th event comes from the i-th
 // message returned. Messages that cannot be delivered (a bad subject, not
-// JSON, no id, too large for any request) are dead-lettered and never
-// reach a batch.
-func (c *courier) prepare(ctx context.Context, msgs []jetstream.Msg, meta batcher.Meta) ([]jetstream.Msg, []batcher.Event) {
+// JSON, no id, nested too deep...) are dead-lettered and never reach a
+// batch.
+func (c *courier) prepare(ctx context.Context, msgs []jetstream.Msg) ([]jetstream.Msg, []batcher.Event) {
 	keep := msgs[:0]
 	evs := make([]batcher.Event, 0, len(msgs))
 	for _, m := range msgs {
@@ -94,16 +102,11 @@ func (c *courier) prepare(ctx context.Context, msgs []jetstream.Msg, meta batche
 		}
 		id, err := batcher.Parse(m.Data(), msgID)
 		if err != nil {
-			c.dead.set(ctx, m, reasonCode(err), err.Error())
-			continue
-		}
-		ev := batcher.Event{ExternalID: id, Topic: topic, Payload: m.Data()}
-		if !batcher.Fits(ev, c.cfg.batchConfig(), meta) {
-			c.dead.set(ctx, m, "too_large", "event larger than --batch-max-bytes allows in one request")
+			c.dead.set(ctx, m, batcher.Reason(err), err.Error())
 			continue
 		}
 		keep = append(keep, m)
-		evs = append(evs, ev)
+		evs = append(evs, batcher.Event{ExternalID: id, Topic: topic, Payload: m.Data()})
 	}
 	return keep, evs
 }

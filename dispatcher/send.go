@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/webhookd/webhookd/batcher"
 	"github.com/webhookd/webhookd/signer"
 	"github.com/webhookd/webhookd/subscriptions"
 )
@@ -63,7 +64,7 @@ func (c *courier) post(ctx context.Context, w subscriptions.Webhook, d *delivery
 	bp := bodyPool.Get().(*[]byte)
 	defer bodyPool.Put(bp)
 	now := time.Now().UTC()
-	body := appendBody((*bp)[:0], d.evs[s.lo:s.hi], c.meta(w, now))
+	body := batcher.AppendEnvelope((*bp)[:0], d.evs[s.lo:s.hi], c.meta(w, now))
 	*bp = body
 
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.DeliveryTimeout)
