@@ -24,7 +24,7 @@ sdk-deps: deps
 
 # FUZZ lists package:target pairs; each gets a short fuzz run after the
 # tests (their seed corpora also run as plain tests above).
-FUZZ      := signer:FuzzVerify api:FuzzDecodeWebhook batcher:FuzzAppendEnvelope \
+FUZZ      := signer:FuzzVerify api:FuzzDecodeWebhook batcher:FuzzAppendEnvelope batcher:FuzzPack batcher/jsonscan:FuzzSkip \
              batcher:FuzzParse dispatcher:FuzzParseSubject subscriptions:FuzzValidateEndpoint
 # A count, not a duration: Go 1.26's fuzz coordinator can report a
 # spurious "context deadline exceeded" when a -fuzztime duration expires

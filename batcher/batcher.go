@@ -81,8 +81,8 @@ func (c Config) maxBytes() int {
 	return c.MaxBytes
 }
 
-// Errors returned by [Parse] and [Split]. Their messages are short reasons
-// fit for a dead-letter header, and never contain payload bytes; [Reason]
+// Errors returned by [Parse], and [ErrTooLarge] for the events [Pack]
+// leaves out. Their messages are short reasons fit for a dead-letter header, and never contain payload bytes; [Reason]
 // gives each its code. The first five are faults of the body as JSON: a
 // receiver's parser would refuse the whole request for one such event,
 // on every retry, so Parse refuses them at intake instead.
