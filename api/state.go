@@ -6,10 +6,14 @@ import (
 	"time"
 )
 
-// deliveryStateAttributes show why a webhook is in error or disabled.
-// Timestamps are RFC 3339 or null; last_status, last_error and
-// disabled_reason are null when unset (last_status is null, too, when the
-// last failure got no response at all: last_error then says why).
+// deliveryStateAttributes show why a webhook is in error, disabled or
+// undeliverable. Timestamps are RFC 3339 or null; last_status,
+// last_error, disabled_reason and undeliverable_reason are null when
+// unset (last_status is null, too, when the last failure got no response
+// at all: last_error then says why). undeliverable_reason is set while
+// the dispatcher cannot deliver the webhook at all, enabled or not (e.g.
+// its consumer cannot be created), so an enabled webhook that receives
+// nothing always says why.
 type deliveryStateAttributes struct {
 	Enabled             bool    `json:"enabled"`
 	ErrorSince          *string `json:"error_since"`
@@ -21,12 +25,14 @@ type deliveryStateAttributes struct {
 	NextAttemptAt       *string `json:"next_attempt_at"`
 	DisabledAt          *string `json:"disabled_at"`
 	DisabledReason      *string `json:"disabled_reason"`
+	UndeliverableReason *string `json:"undeliverable_reason"`
 }
 
 // getDeliveryState serves the extension GET
 // /webhookd/webhooks/{id}/delivery-state: the webhook's error state as a
 // "webhook-delivery-state" resource, so that operators can see why a
-// webhook was disabled without changing Klaviyo's webhook resource.
+// webhook was disabled or cannot be delivered without changing Klaviyo's
+// webhook resource.
 func (s *server) getDeliveryState(w http.ResponseWriter, r *http.Request, account string) error {
 	wh, err := s.store.Get(r.Context(), account, r.PathValue("id"))
 	if err != nil {
@@ -43,6 +49,7 @@ func (s *server) getDeliveryState(w http.ResponseWriter, r *http.Request, accoun
 		NextAttemptAt:       rfc3339(st.NextAttemptAt),
 		DisabledAt:          rfc3339(st.DisabledAt),
 		DisabledReason:      nonEmpty(st.DisabledReason),
+		UndeliverableReason: nonEmpty(st.UndeliverableReason),
 	}
 	if st.LastStatus != 0 {
 		attrs.LastStatus = &st.LastStatus

@@ -299,13 +299,30 @@ func TestDeliveryState(t *testing.T) {
 	want := map[string]any{
 		"enabled": true, "error_since": nil, "consecutive_failures": float64(0), "last_status": nil,
 		"last_error": nil, "last_failure_at": nil, "last_success_at": nil, "next_attempt_at": nil,
-		"disabled_at": nil, "disabled_reason": nil,
+		"disabled_at": nil, "disabled_reason": nil, "undeliverable_reason": nil,
 	}
 	if diff := cmp.Diff(want, at(doc, "data.attributes")); diff != "" {
 		t.Errorf("delivery state (-want +got):\n%s", diff)
 	}
 	if at(doc, "data.type") != "webhook-delivery-state" || at(doc, "data.id") != id {
 		t.Errorf("resource %v", doc["data"])
+	}
+
+	// The dispatcher reports the webhook undeliverable, then deliverable.
+	const reason = "consumer: maximum consumers limit reached"
+	for _, r := range []string{reason, ""} {
+		if err := e.store.SetUndeliverable(context.Background(), id, r); err != nil {
+			t.Fatal(err)
+		}
+		var want any
+		if r != "" {
+			want = r
+		}
+		doc = e.do("GET", "/webhookd/webhooks/"+id+"/delivery-state", keyA, "").doc(t)
+		if got := at(doc, "data.attributes.undeliverable_reason"); got != want || at(doc, "data.attributes.enabled") != true {
+			t.Errorf("after SetUndeliverable(%q): undeliverable_reason = %v, enabled = %v, want %v and true",
+				r, got, at(doc, "data.attributes.enabled"), want)
+		}
 	}
 }
 
