@@ -172,7 +172,7 @@ func (c *serveConfig) validate(fromEnv map[string]string) error {
 	}
 	if c.RedisURL != "" {
 		if _, err := redis.ParseURL(c.RedisURL); err != nil {
-			bad("redis-url", redactURL(c.RedisURL), "%v", err)
+			bad("redis-url", redactURL(c.RedisURL), "%v", withoutSecrets(err, c.RedisURL))
 		}
 	}
 	if strings.TrimSpace(c.DataDir) == "" {

@@ -43,14 +43,14 @@ func newStdLogger(log zerolog.Logger) *stdlog.Logger {
 func connectRedis(ctx context.Context, flagName, rawURL string) (*redis.Client, error) {
 	opts, err := redis.ParseURL(rawURL)
 	if err != nil {
-		return nil, &flagError{Flag: flagName, Value: redactURL(rawURL), Err: err}
+		return nil, &flagError{Flag: flagName, Value: redactURL(rawURL), Err: withoutSecrets(err, rawURL)}
 	}
 	rdb := redis.NewClient(opts)
 	pctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
 		rdb.Close()
-		return nil, &flagError{Flag: flagName, Value: redactURL(rawURL), Err: fmt.Errorf("PING: %w", err)}
+		return nil, &flagError{Flag: flagName, Value: redactURL(rawURL), Err: fmt.Errorf("PING: %w", withoutSecrets(err, rawURL))}
 	}
 	return rdb, nil
 }
@@ -83,7 +83,7 @@ func connectNATS(flagName, url string, log zerolog.Logger, extra ...nats.Option)
 	}, extra...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, &flagError{Flag: flagName, Value: redactURL(url), Err: err}
+		return nil, &flagError{Flag: flagName, Value: redactURL(url), Err: withoutSecrets(err, url)}
 	}
 	// An older server accepts the connection and the API would answer,
 	// while every consumer fails: refuse to start instead.

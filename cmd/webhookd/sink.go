@@ -26,6 +26,7 @@ type sinkConfig struct {
 	MaxBody byteSize // Sink.MaxBody, as a size flag
 }
 
+// newSinkFlags returns the FlagSet of `sink`, writing into c.
 func newSinkFlags(c *sinkConfig, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("sink", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -43,8 +43,8 @@ const (
 // first three at random per request.
 var FailModes = []string{"5xx", "timeout", "reset", "mixed"}
 
-// Config is the sink's behaviour. The zero value verifies nothing and
-// accepts everything it can parse only with NoVerify set.
+// Config is the sink's behaviour. It needs Secrets or NoVerify; every
+// other field has a usable zero value.
 type Config struct {
 	Secrets  []string      // candidate secrets; any that verifies accepts. Required unless NoVerify
 	NoVerify bool          // accept requests without checking signatures
