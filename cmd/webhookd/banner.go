@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/webhookd/webhookd/batcher"
 )
 
 // bannerInfo is what the start-up banner shows.
@@ -59,7 +61,7 @@ func printBanner(w io.Writer, b bannerInfo) {
 	}
 	p("  curl -sS -X POST %s/api/webhooks \\", b.APIURL)
 	p("    -H %sAuthorization: Klaviyo-API-Key %s%s \\", authQuote, key, authQuote)
-	p("    -H 'revision: 2026-07-15' -H 'Content-Type: application/vnd.api+json' \\")
+	p("    -H 'revision: %s' -H 'Content-Type: application/vnd.api+json' \\", batcher.Version)
 	p("    -d '%s'", body)
 	if !b.InsecureOK {
 		p("    (an http://127.0.0.1 endpoint needs serve --allow-insecure-endpoints)")

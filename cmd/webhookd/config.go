@@ -104,7 +104,7 @@ func newServeFlags(cfg *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.DeliveryTimeout, "delivery-timeout", 5*time.Second, "whole-request `deadline` of a delivery (Klaviyo: 5s)")
 	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", 10, "concurrent requests per webhook across replicas, 1-1000")
 	fs.IntVar(&cfg.BatchMaxEvents, "batch-max-events", 1000, "events per request, 1-1000")
-	fs.Var(&cfg.BatchMaxBytes, "batch-max-bytes", "body size cap per request: plain bytes (4194304) or with a unit (4MiB, 512KiB, 1MB)")
+	fs.Var(&cfg.BatchMaxBytes, "batch-max-bytes", fmt.Sprintf("body size cap per request: plain bytes (%d) or with a unit (%s, 512KiB, 1MB)", batcher.DefaultMaxBytes, cfg.BatchMaxBytes.String()))
 	fs.DurationVar(&cfg.BatchLinger, "batch-linger", 200*time.Millisecond, "how long a partial batch waits for more events (latency vs. requests)")
 	fs.DurationVar(&cfg.BackoffBase, "backoff-base", time.Second, "first retry delay; doubles per failure")
 	fs.DurationVar(&cfg.BackoffMax, "backoff-max", time.Hour, "retry delay cap")
@@ -172,7 +172,7 @@ func (c *serveConfig) validate(fromEnv map[string]string) error {
 	}
 	if c.RedisURL != "" {
 		if _, err := redis.ParseURL(c.RedisURL); err != nil {
-			bad("redis-url", redactURL(c.RedisURL), "%v", err)
+			bad("redis-url", redactURL(c.RedisURL), "%v", withoutSecrets(err, c.RedisURL))
 		}
 	}
 	if strings.TrimSpace(c.DataDir) == "" {

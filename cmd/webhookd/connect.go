@@ -10,6 +10,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+
+	"github.com/webhookd/webhookd/dispatcher"
 )
 
 // connectTimeout bounds the first PING to an external Redis, so a wrong
@@ -41,19 +43,20 @@ func newStdLogger(log zerolog.Logger) *stdlog.Logger {
 func connectRedis(ctx context.Context, flagName, rawURL string) (*redis.Client, error) {
 	opts, err := redis.ParseURL(rawURL)
 	if err != nil {
-		return nil, &flagError{Flag: flagName, Value: redactURL(rawURL), Err: err}
+		return nil, &flagError{Flag: flagName, Value: redactURL(rawURL), Err: withoutSecrets(err, rawURL)}
 	}
 	rdb := redis.NewClient(opts)
 	pctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
 		rdb.Close()
-		return nil, &flagError{Flag: flagName, Value: redactURL(rawURL), Err: fmt.Errorf("PING: %w", err)}
+		return nil, &flagError{Flag: flagName, Value: redactURL(rawURL), Err: fmt.Errorf("PING: %w", withoutSecrets(err, rawURL))}
 	}
 	return rdb, nil
 }
 
-// connectNATS connects webhookd's client. It reconnects forever: a NATS
+// connectNATS connects webhookd's client and checks that the server is
+// recent enough for the dispatcher. It reconnects forever: a NATS
 // restart is an outage to wait out, not a reason to exit. flagName and
 // url name the source in errors; extra adds options (the in-process
 // connection to the embedded server).
@@ -80,6 +83,12 @@ func connectNATS(flagName, url string, log zerolog.Logger, extra ...nats.Option)
 	}, extra...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
+		return nil, &flagError{Flag: flagName, Value: redactURL(url), Err: withoutSecrets(err, url)}
+	}
+	// An older server accepts the connection and the API would answer,
+	// while every consumer fails: refuse to start instead.
+	if err := dispatcher.CheckServerVersion(nc.ConnectedServerVersion()); err != nil {
+		nc.Close()
 		return nil, &flagError{Flag: flagName, Value: redactURL(url), Err: err}
 	}
 	return nc, nil

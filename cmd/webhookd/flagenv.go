@@ -39,7 +39,7 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string, skip ...string) (map
 			return
 		}
 		if err := fs.Set(f.Name, v); err != nil {
-			errs = append(errs, fmt.Errorf("--%s %q (from %s): %w", f.Name, redactURL(v), name, err))
+			errs = append(errs, fmt.Errorf("--%s %q (from %s): %w", f.Name, redactURL(v), name, withoutSecrets(err, v)))
 			return
 		}
 		fromEnv[f.Name] = name
@@ -67,8 +67,8 @@ func (e *flagError) Error() string {
 func (e *flagError) Unwrap() error { return e.Err }
 
 // redactURL hides the password of a URL-shaped value (redis://:pw@host)
-// so error messages and logs can quote the rest. Anything else is
-// returned unchanged.
+// so error messages and logs can quote the rest, even when the URL does
+// not parse. Anything else is returned unchanged.
 func redactURL(s string) string {
 	if !strings.Contains(s, "://") {
 		return s
@@ -77,7 +77,11 @@ func redactURL(s string) string {
 	// nats URLs may be comma lists of servers.
 	for _, part := range strings.Split(s, ",") {
 		u, err := url.Parse(strings.TrimSpace(part))
-		if err != nil || u.User == nil {
+		if err != nil {
+			out = append(out, redactUserinfo(part))
+			continue
+		}
+		if u.User == nil {
 			out = append(out, part)
 			continue
 		}
@@ -92,6 +96,32 @@ func redactURL(s string) string {
 		}
 	}
 	return strings.Join(out, ",")
+}
+
+// redactUserinfo hides everything between "://" and the last "@" of the
+// authority of a URL that url.Parse refused: its user name may be a
+// token, so all of it goes.
+func redactUserinfo(s string) string {
+	_, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return s
+	}
+	authority, _, _ := strings.Cut(rest, "/")
+	at := strings.LastIndex(authority, "@")
+	if at < 0 {
+		return s
+	}
+	return s[:len(s)-len(rest)] + "xxxxx" + rest[at:]
+}
+
+// withoutSecrets returns err with every occurrence of the URL raw in its
+// text redacted: parsers and clients quote the URL they were given
+// (url.Error does), password included.
+func withoutSecrets(err error, raw string) error {
+	if err == nil || raw == "" || redactURL(raw) == raw || !strings.Contains(err.Error(), raw) {
+		return err
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), raw, redactURL(raw)))
 }
 
 // stringList is a repeatable string flag (--api-key K=A --api-key K2=B).
@@ -115,6 +145,8 @@ func (l *commaList) Set(s string) error {
 	return nil
 }
 
+// splitComma splits a comma list, dropping spaces around items and empty
+// items.
 func splitComma(s string) []string {
 	var out []string
 	for _, item := range strings.Split(s, ",") {

@@ -3,15 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
+	"io"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/webhookd/webhookd/dispatcher"
 	"github.com/webhookd/webhookd/test/harness"
 )
 
@@ -26,7 +25,7 @@ func publishEnv(t *testing.T) (url string, js jetstream.JetStream) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
-		Name: "EVENTS", Subjects: []string{"event:klaviyo.>"}, Duplicates: time.Minute,
+		Name: "EVENTS", Subjects: []string{dispatcher.DefaultSubject}, Duplicates: time.Minute,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -44,26 +43,6 @@ func streamCount(t *testing.T, js jetstream.JetStream, subject string) uint64 {
 		t.Fatal(err)
 	}
 	return info.State.Subjects[subject]
-}
-
-// A tiny --max-pending makes the publisher wait for acknowledgements
-// instead of failing publishes; every generated event lands on the
-// account's subject.
-func TestPublishGenerateWaitsForAcks(t *testing.T) {
-	url, js := publishEnv(t)
-	var out, errOut bytes.Buffer
-	err := run(context.Background(), []string{"publish", "--nats-url", url,
-		"--topic", "event:klaviyo.sent_sms", "--account", "acme",
-		"--generate", "--count", "20000", "--max-pending", "8"}, nil, nil, &out, &errOut)
-	if err != nil {
-		t.Fatalf("publish: %v\n%s%s", err, out.String(), errOut.String())
-	}
-	if !strings.Contains(out.String(), "published 20000 of 20000 events to event:klaviyo.sent_sms.acme") {
-		t.Errorf("report = %q", out.String())
-	}
-	if n := streamCount(t, js, "event:klaviyo.sent_sms.acme"); n != 20000 {
-		t.Errorf("stream holds %d events on the account subject, want 20000", n)
-	}
 }
 
 // Lines from a file are published as they are (an invalid one too:
@@ -90,33 +69,32 @@ func TestPublishFileWithMsgIDs(t *testing.T) {
 	}
 }
 
-// When acknowledgements take longer than PublishAsync's stall time, the
-// publisher waits for room instead of failing publishes. A core NATS
-// responder stands in for a slow stream: it acknowledges after 300ms.
-func TestPublishWaitsOnSlowAcks(t *testing.T) {
-	srv := harness.NATS(t)
-	nc := harness.Connect(t, srv)
-	var seq atomic.Int64
-	sub, err := nc.Subscribe("event:klaviyo.>", func(m *nats.Msg) {
-		go func() {
-			time.Sleep(300 * time.Millisecond)
-			_ = m.Respond(fmt.Appendf(nil, `{"stream":"EVENTS","seq":%d}`, seq.Add(1)))
-		}()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	var out, errOut bytes.Buffer
-	err = run(context.Background(), []string{"publish", "--nats-url", srv.ClientURL(),
-		"--topic", "event:klaviyo.sent_sms", "--generate", "--count", "40", "--max-pending", "4"}, nil, nil, &out, &errOut)
-	if err != nil {
-		t.Fatalf("publish: %v\n%s%s", err, out.String(), errOut.String())
-	}
-	if !strings.Contains(out.String(), "published 40 of 40") {
-		t.Errorf("report = %q, want all 40 published", out.String())
+// --topic is a topic id (dispatcher.CheckTopic), and the other flags are
+// checked before anything is published; errors name the flag.
+func TestPublishFlags(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string // in the error
+	}{
+		{nil, "--topic"},
+		{[]string{"--topic", "event:klaviyo.*"}, "--topic"},
+		{[]string{"--topic", "event:klaviyo.sent_sms.acme"}, "--topic"},
+		{[]string{"--topic", "event:klaviyo"}, "--topic"},
+		{[]string{"--topic", "event:klaviyo.sent_sms", "--account", "a.b"}, "--account"},
+		{[]string{"--topic", "event:klaviyo.sent_sms", "--generate"}, "--count"},
+		{[]string{"--topic", "event:klaviyo.sent_sms", "--count", "3"}, "--count"},
+		{[]string{"--topic", "event:klaviyo.sent_sms", "--generate", "--count", "1", "--file", "x"}, "--file"},
+		{[]string{"--topic", "event:klaviyo.sent_sms", "--rate", "-1"}, "--rate"},
+		{[]string{"--topic", "event:klaviyo.sent_sms", "--msg-id-from", "id"}, "--msg-id-from"},
+		{[]string{"--topic", "event:klaviyo.sent_sms", "--max-pending", "0"}, "--max-pending"},
+		{[]string{"--topic", "event:klaviyo.sent_sms", "--ack-timeout", "0s"}, "--ack-timeout"},
+		{[]string{"--topic", "event:klaviyo.sent_sms", "--event-bytes", "-1"}, "--event-bytes"},
+		{[]string{"--topic", "event:klaviyo.sent_sms", "--file", "/nonexistent/events"}, "--file"},
+		{[]string{"--topic", "event:klaviyo.sent_sms", "extra"}, "extra"},
+	} {
+		err := run(context.Background(), append([]string{"publish", "--nats-url", "nats://127.0.0.1:1"}, tt.args...), nil, strings.NewReader(""), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("publish %q = %v, want an error naming %s", tt.args, err, tt.want)
+		}
 	}
 }

@@ -18,6 +18,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/webhookd/webhookd/api"
+	"github.com/webhookd/webhookd/cmd/webhookd/internal/metrics"
+	"github.com/webhookd/webhookd/cmd/webhookd/internal/natsembed"
+	"github.com/webhookd/webhookd/cmd/webhookd/internal/redisproc"
 	"github.com/webhookd/webhookd/dispatcher"
 	"github.com/webhookd/webhookd/subscriptions"
 )
@@ -77,7 +80,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	var natsOpts []nats.Option
 	if cfg.NATSURL == "" {
 		storeDir := filepath.Join(cfg.DataDir, "nats")
-		ns, err := startEmbeddedNATS(cfg.NATSListen, storeDir, cfg.NATSSyncAlways, log)
+		ns, err := startNATS(cfg, storeDir, log)
 		if err != nil {
 			return err
 		}
@@ -98,14 +101,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 
 	store := subscriptions.New(rdb.Client, subscriptions.Config{MaxWebhooksPerAccount: cfg.MaxWebhooksPerAccount})
-	met := newMetrics()
+	met := metrics.New()
 	dcfg := cfg.dispatcherConfig()
 	dcfg.Observer = met
 	disp, err := dispatcher.New(dcfg, js, store, log.With().Str("component", "dispatcher").Logger())
 	if err != nil {
 		return fmt.Errorf("dispatcher: %w", err)
 	}
-	met.register(disp)
+	met.Register(disp)
 	handler := api.New(api.Config{
 		AllowInsecureEndpoints: cfg.AllowInsecureEndpoints,
 		MaxWebhooksPerAccount:  cfg.MaxWebhooksPerAccount,
@@ -129,7 +132,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			ln.Close()
 			return &flagError{Flag: "metrics-addr", Value: cfg.MetricsAddr, Err: err}
 		}
-		msrv := newHTTPServer(met.handler(), log)
+		msrv := newHTTPServer(met.Handler(), log)
 		msrv.WriteTimeout = 0 // a CPU profile streams for as long as asked
 		servers, listeners = append(servers, msrv), append(listeners, mln)
 		log.Info().Str("addr", mln.Addr().String()).Msg("metrics and pprof serving")
@@ -205,7 +208,7 @@ func (c *serveConfig) dispatcherConfig() dispatcher.Config {
 // itself, the supervisor of that process.
 type redisConn struct {
 	*redis.Client
-	managed *managedRedis
+	managed *redisproc.Server
 }
 
 // openRedis connects to --redis-url, or starts a managed redis-server
@@ -219,8 +222,14 @@ func openRedis(ctx context.Context, cfg serveConfig, log zerolog.Logger) (*redis
 		}
 		return &redisConn{Client: rdb}, "external " + redactURL(cfg.RedisURL), nil
 	}
-	m, err := startManagedRedis(ctx, cfg.DataDir, log.With().Str("component", "redis").Logger())
-	if err != nil {
+	m, err := redisproc.Start(ctx, redisproc.Config{Dir: filepath.Join(cfg.DataDir, "redis")}, log.With().Str("component", "redis").Logger())
+	switch {
+	case errors.Is(err, redisproc.ErrNotInstalled):
+		return nil, "", errors.New("redis-server is not installed; it is needed when --redis-url is empty: " +
+			"install it with `apt-get install -y redis-server` (or `make deps`), or pass --redis-url")
+	case errors.Is(err, redisproc.ErrDir), errors.Is(err, redisproc.ErrInUse):
+		return nil, "", &flagError{Flag: "data-dir", Value: cfg.DataDir, Err: err}
+	case err != nil:
 		return nil, "", err
 	}
 	rdb, err := connectRedis(ctx, "redis-url", m.URL())
@@ -228,11 +237,24 @@ func openRedis(ctx context.Context, cfg serveConfig, log zerolog.Logger) (*redis
 		m.Stop()
 		return nil, "", err
 	}
-	desc := fmt.Sprintf("managed redis-server (pid %d), socket %s, AOF in %s", m.cmd.Process.Pid, m.Socket, m.Dir)
+	desc := fmt.Sprintf("managed redis-server (pid %d), socket %s, AOF in %s", m.Pid(), m.Socket, m.Dir)
 	if m.SocketNote != "" {
 		desc += "\n             note: " + m.SocketNote
 	}
 	return &redisConn{Client: rdb, managed: m}, desc, nil
+}
+
+// startNATS starts the embedded nats-server with its store in storeDir,
+// naming the flag at fault when it cannot.
+func startNATS(cfg serveConfig, storeDir string, log zerolog.Logger) (*natsembed.Server, error) {
+	ns, err := natsembed.Start(natsembed.Config{Listen: cfg.NATSListen, StoreDir: storeDir, SyncAlways: cfg.NATSSyncAlways}, log)
+	if se, ok := errors.AsType[*natsembed.SettingError](err); ok {
+		if se.Field == "Listen" {
+			return nil, &flagError{Flag: "nats-listen", Value: cfg.NATSListen, Err: se.Err}
+		}
+		return nil, &flagError{Flag: "data-dir", Value: cfg.DataDir, Err: se.Err}
+	}
+	return ns, err
 }
 
 // newHTTPServer returns the API server with explicit timeouts: the API's

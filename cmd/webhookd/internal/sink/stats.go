@@ -1,4 +1,4 @@
-package main
+package sink
 
 import (
 	"fmt"
@@ -10,11 +10,11 @@ import (
 	"time"
 )
 
-// sinkStats counts what the sink receives. One mutex guards everything:
+// stats counts what the sink receives. One mutex guards everything:
 // a request takes it a few times (enter, leave, and once to record its
 // batch), which is cheap next to reading, verifying and scanning a body.
 // Recording a 1,000-event batch holds it for roughly 50 µs of map inserts.
-type sinkStats struct {
+type stats struct {
 	// Seeds of the dedupe key (see dedupeKey). They live as long as the
 	// process, so keys recorded before a reset stay comparable after it.
 	idSeed, webhookSeed maphash.Seed
@@ -36,8 +36,8 @@ type sinkStats struct {
 	latency latencyHistogram // publish→receive, from published_ns
 }
 
-func newSinkStats(now time.Time) *sinkStats {
-	s := &sinkStats{idSeed: maphash.MakeSeed(), webhookSeed: maphash.MakeSeed()}
+func newStats(now time.Time) *stats {
+	s := &stats{idSeed: maphash.MakeSeed(), webhookSeed: maphash.MakeSeed()}
 	s.resetLocked(now)
 	return s
 }
@@ -45,7 +45,7 @@ func newSinkStats(now time.Time) *sinkStats {
 // resetLocked zeroes every counter except in_flight and restarts the
 // clock; peak_in_flight restarts from the requests in flight now. The
 // caller holds mu (or owns s exclusively).
-func (s *sinkStats) resetLocked(now time.Time) {
+func (s *stats) resetLocked(now time.Time) {
 	s.start = now
 	s.requests, s.batches, s.events, s.unique, s.duplicates = 0, 0, 0, 0, 0
 	s.badSignatures, s.mismatches, s.malformed = 0, 0, 0
@@ -58,7 +58,7 @@ func (s *sinkStats) resetLocked(now time.Time) {
 
 // reset starts a new measurement period at now and returns the summary
 // of the one it ends.
-func (s *sinkStats) reset(now time.Time) sinkSummary {
+func (s *stats) reset(now time.Time) Summary {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := s.summaryLocked(now)
@@ -68,7 +68,7 @@ func (s *sinkStats) reset(now time.Time) sinkSummary {
 
 // webhookHash is the webhook half of a dedupe key; compute it once per
 // request and pass it to dedupeKey for every event.
-func (s *sinkStats) webhookHash(webhookID string) uint64 {
+func (s *stats) webhookHash(webhookID string) uint64 {
 	return maphash.String(s.webhookSeed, webhookID)
 }
 
@@ -78,12 +78,12 @@ func (s *sinkStats) webhookHash(webhookID string) uint64 {
 // event is miscounted as a duplicate is about n²/2^65: 3e-8 for a million
 // events, 3e-6 for ten million. Separate seeds keep the swapped pair
 // (webhook A, id B) / (webhook B, id A) from colliding.
-func (s *sinkStats) dedupeKey(webhookHash uint64, externalID []byte) uint64 {
+func (s *stats) dedupeKey(webhookHash uint64, externalID []byte) uint64 {
 	return webhookHash ^ maphash.Bytes(s.idSeed, externalID)
 }
 
 // enter and leave track concurrent delivery requests and their peak.
-func (s *sinkStats) enter() {
+func (s *stats) enter() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests++
@@ -91,7 +91,7 @@ func (s *sinkStats) enter() {
 	s.peakInFlight = max(s.peakInFlight, s.inFlight)
 }
 
-func (s *sinkStats) leave() {
+func (s *stats) leave() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.inFlight--
@@ -99,7 +99,7 @@ func (s *sinkStats) leave() {
 
 // count adds one to c, one of the outcome counters of s
 // (&s.badSignatures, &s.rejected, ...).
-func (s *sinkStats) count(c *int64) {
+func (s *stats) count(c *int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	*c++
@@ -107,7 +107,7 @@ func (s *sinkStats) count(c *int64) {
 
 // accept records the accepted batch d of webhookID, received at now,
 // and returns how many of its events were duplicates.
-func (s *sinkStats) accept(webhookID string, d *deliveryScan, now time.Time) int {
+func (s *stats) accept(webhookID string, d *deliveryScan, now time.Time) int {
 	nowNS := now.UnixNano()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -136,14 +136,14 @@ func (s *sinkStats) accept(webhookID string, d *deliveryScan, now time.Time) int
 }
 
 // summary returns a consistent snapshot at now.
-func (s *sinkStats) summary(now time.Time) sinkSummary {
+func (s *stats) summary(now time.Time) Summary {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.summaryLocked(now)
 }
 
-func (s *sinkStats) summaryLocked(now time.Time) sinkSummary {
-	out := sinkSummary{
+func (s *stats) summaryLocked(now time.Time) Summary {
+	out := Summary{
 		Requests: s.requests, Batches: s.batches, Events: s.events, UniqueEvents: s.unique,
 		Duplicates: s.duplicates, BadSignatures: s.badSignatures, Mismatches: s.mismatches,
 		Malformed: s.malformed, InjectedFailures: s.injectedFailures, Rejected: s.rejected,
@@ -158,11 +158,11 @@ func (s *sinkStats) summaryLocked(now time.Time) sinkSummary {
 	return out
 }
 
-// sinkSummary is the JSON of GET /stats and of the final summary line.
+// Summary is the JSON of GET /stats and of the final summary line.
 // Events count only accepted batches: those that verified, parsed, and
-// were answered with a success --status. A request whose client went
-// away during --delay is counted in requests only.
-type sinkSummary struct {
+// were answered with a success Config.Status. A request whose client went
+// away during Config.Delay is counted in requests only.
+type Summary struct {
 	Requests         int64            `json:"requests"` // every delivery POST, whatever its outcome
 	Batches          int64            `json:"batches"`  // accepted requests
 	Events           int64            `json:"events"`
@@ -172,29 +172,29 @@ type sinkSummary struct {
 	Mismatches       int64            `json:"mismatches"` // Klaviyo-Webhook-Id != meta.klaviyo_webhook_id
 	Malformed        int64            `json:"malformed"`  // not the envelope, or over --max-body
 	InjectedFailures int64            `json:"injected_failures"`
-	Rejected         int64            `json:"rejected"` // verified requests answered with a non-success --status
+	Rejected         int64            `json:"rejected"` // verified requests answered with a non-success Config.Status
 	InFlight         int64            `json:"in_flight"`
 	PeakInFlight     int64            `json:"peak_in_flight"`
 	MaxBatchEvents   int              `json:"max_batch_events"`
 	Topics           map[string]int64 `json:"topics"`   // accepted events per topic
 	Webhooks         map[string]int64 `json:"webhooks"` // accepted events per webhook id
-	Latency          *latencySummary  `json:"latency_ms,omitempty"`
+	Latency          *LatencySummary  `json:"latency_ms,omitempty"`
 	ElapsedSeconds   float64          `json:"elapsed_s"` // since start or the last reset
 	EventsPerSecond  float64          `json:"events_per_s"`
 }
 
-// latencySummary is publish→receive latency in milliseconds over every
+// LatencySummary is publish→receive latency in milliseconds over every
 // accepted event that carried published_ns. Percentiles are accurate to
 // 0.4% (see latencyHistogram); max is exact to the microsecond.
-type latencySummary struct {
+type LatencySummary struct {
 	Count int     `json:"count"`
 	P50   float64 `json:"p50"`
 	P99   float64 `json:"p99"`
 	Max   float64 `json:"max"`
 }
 
-// line is the one-line human report.
-func (m sinkSummary) line() string {
+// Line is the one-line human report.
+func (m Summary) Line() string {
 	s := fmt.Sprintf("sink: %d requests, %d batches, %d events (%d unique, %d duplicates), %.0f events/s; "+
 		"%d bad signatures, %d mismatches, %d malformed, %d injected failures, %d rejected; in flight %d (peak %d)",
 		m.Requests, m.Batches, m.Events, m.UniqueEvents, m.Duplicates, m.EventsPerSecond,
@@ -261,10 +261,10 @@ func (h *latencyHistogram) quantile(q float64) int64 {
 	return h.maxUS
 }
 
-func (h *latencyHistogram) summary() *latencySummary {
+func (h *latencyHistogram) summary() *LatencySummary {
 	if h.n == 0 {
 		return nil
 	}
 	ms := func(us int64) float64 { return float64(us) / 1000 }
-	return &latencySummary{Count: int(h.n), P50: ms(h.quantile(0.50)), P99: ms(h.quantile(0.99)), Max: ms(h.maxUS)}
+	return &LatencySummary{Count: int(h.n), P50: ms(h.quantile(0.50)), P99: ms(h.quantile(0.99)), Max: ms(h.maxUS)}
 }

@@ -1,11 +1,13 @@
-package main
+// Package natsembed runs a nats-server with JetStream inside webhookd
+// when no --nats-url is given: one process for local development and
+// single-node deployments.
+package natsembed
 
 import (
 	"errors"
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,47 +18,63 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// natsStartTimeout bounds the embedded server's start-up. JetStream
+// startTimeout bounds the embedded server's start-up. JetStream
 // recovers its store inside Start, so a large store takes longer; 30 s
 // covers gigabytes on an ordinary disk.
-const natsStartTimeout = 30 * time.Second
+const startTimeout = 30 * time.Second
 
-// embeddedNATS is a nats-server with JetStream running inside webhookd
-// when no --nats-url is given: one process for local development and
-// single-node deployments.
-type embeddedNATS struct {
+// SettingError is a start failure caused by one field of Config, so the
+// caller can name the setting at fault.
+type SettingError struct {
+	Field string // "Listen" or "StoreDir"
+	Err   error
+}
+
+func (e *SettingError) Error() string { return "natsembed: " + e.Field + ": " + e.Err.Error() }
+
+func (e *SettingError) Unwrap() error { return e.Err }
+
+// Config is the embedded server's configuration.
+type Config struct {
+	Listen     string // client address, host:port; port 0 picks a free one. Required
+	StoreDir   string // JetStream store directory, created if missing. Required
+	SyncAlways bool   // fsync every write (webhookd's default: on, see --nats-sync-always)
+}
+
+// Server is a running embedded nats-server.
+type Server struct {
 	srv *server.Server
 	log zerolog.Logger
 }
 
-// startEmbeddedNATS starts nats-server with JetStream, its store in
-// storeDir and its client listener on listen (host:port; port 0 picks a
-// free one). It returns once the server accepts connections, or with the
-// server's own reason when it cannot start.
-func startEmbeddedNATS(listen, storeDir string, syncAlways bool, log zerolog.Logger) (*embeddedNATS, error) {
-	host, portStr, err := net.SplitHostPort(listen)
+// Start starts nats-server with JetStream as cfg says. It returns once
+// the server accepts connections, or with the server's own reason when it
+// cannot start (a *SettingError when one setting is at
+// fault, a *SettingError). The caller must call Shutdown.
+func Start(cfg Config, log zerolog.Logger) (*Server, error) {
+	host, portStr, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
-		return nil, &flagError{Flag: "nats-listen", Value: listen, Err: err}
+		return nil, &SettingError{Field: "Listen", Err: err}
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
-		return nil, &flagError{Flag: "nats-listen", Value: listen, Err: err}
+		return nil, &SettingError{Field: "Listen", Err: err}
 	}
 	if port == 0 {
 		port = server.RANDOM_PORT // 0 means 4222 to nats-server
 	}
-	if err := os.MkdirAll(storeDir, 0o700); err != nil {
-		return nil, &flagError{Flag: "data-dir", Value: filepath.Dir(storeDir), Err: err}
+	if err := os.MkdirAll(cfg.StoreDir, 0o700); err != nil {
+		return nil, &SettingError{Field: "StoreDir", Err: err}
 	}
 	opts := &server.Options{
 		ServerName: "webhookd",
 		Host:       host,
 		Port:       port,
 		JetStream:  true,
-		StoreDir:   storeDir,
+		StoreDir:   cfg.StoreDir,
 		// Single node: fsync every write unless told otherwise, or a power
 		// loss drops up to 2 min of acknowledged events (tech-notes §1.2).
-		SyncAlways: syncAlways,
+		SyncAlways: cfg.SyncAlways,
 		// webhookd handles the signals and shuts the server down last.
 		NoSigs: true,
 	}
@@ -71,43 +89,39 @@ func startEmbeddedNATS(listen, storeDir string, syncAlways bool, log zerolog.Log
 	srv.SetLoggerV2(logger, false, false, false)
 	go srv.Start()
 
-	deadline := time.Now().Add(natsStartTimeout)
+	deadline := time.Now().Add(startTimeout)
 	for !srv.ReadyForConnections(50 * time.Millisecond) {
 		if msg := logger.fatal(); msg != "" {
 			srv.Shutdown()
-			return nil, natsStartError(listen, storeDir, msg)
+			return nil, startError(cfg.StoreDir, msg)
 		}
 		if time.Now().After(deadline) {
 			srv.Shutdown()
-			return nil, fmt.Errorf("embedded nats-server (--nats-listen %q, store %s): not ready after %s", listen, storeDir, natsStartTimeout)
+			return nil, fmt.Errorf("embedded nats-server (listen %q, store %s): not ready after %s", cfg.Listen, cfg.StoreDir, startTimeout)
 		}
 	}
 	if !srv.JetStreamEnabled() {
 		srv.Shutdown()
-		return nil, fmt.Errorf("embedded nats-server (store %s): JetStream did not start", storeDir)
+		return nil, fmt.Errorf("embedded nats-server (store %s): JetStream did not start", cfg.StoreDir)
 	}
 	logger.markStarted()
-	return &embeddedNATS{srv: srv, log: log}, nil
+	return &Server{srv: srv, log: log}, nil
 }
 
-// natsStartError names the flag behind a start failure: the listener
-// (--nats-listen) or the store (--data-dir).
-func natsStartError(listen, storeDir, msg string) error {
+// startError says whether a start failure is the listener's or the
+// store's.
+func startError(storeDir, msg string) error {
 	err := errors.New("embedded nats-server: " + msg)
-	if srvListenFailed(msg) {
-		return &flagError{Flag: "nats-listen", Value: listen, Err: err}
+	if strings.HasPrefix(msg, "Error listening on port") {
+		return &SettingError{Field: "Listen", Err: err}
 	}
-	return fmt.Errorf("store %s (--data-dir): %w", storeDir, err)
-}
-
-func srvListenFailed(msg string) bool {
-	return strings.HasPrefix(msg, "Error listening on port")
+	return &SettingError{Field: "StoreDir", Err: fmt.Errorf("store %s: %w", storeDir, err)}
 }
 
 // ClientURL is the URL producers and webhookd itself connect to. An
 // unspecified listen host (0.0.0.0, ::) is reported as loopback, which is
 // what a local producer can dial.
-func (e *embeddedNATS) ClientURL() string {
+func (e *Server) ClientURL() string {
 	u := e.srv.ClientURL()
 	if a, ok := e.srv.Addr().(*net.TCPAddr); ok && a.IP.IsUnspecified() {
 		return "nats://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(a.Port))
@@ -117,10 +131,10 @@ func (e *embeddedNATS) ClientURL() string {
 
 // ConnectOption connects a client in-process (a net.Pipe, no TCP), so
 // webhookd's own connection does not depend on the listener.
-func (e *embeddedNATS) ConnectOption() nats.Option { return nats.InProcessServer(e.srv) }
+func (e *Server) ConnectOption() nats.Option { return nats.InProcessServer(e.srv) }
 
 // Shutdown stops the server and waits until it has flushed its store.
-func (e *embeddedNATS) Shutdown() {
+func (e *Server) Shutdown() {
 	e.srv.Shutdown()
 	e.srv.WaitForShutdown()
 	e.log.Info().Msg("embedded nats-server stopped")
@@ -143,7 +157,7 @@ func (l *natsLogger) Debugf(format string, v ...any)  { l.log.Debug().Msgf(forma
 func (l *natsLogger) Tracef(format string, v ...any)  { l.log.Trace().Msgf(format, v...) }
 
 // Fatalf never exits (the server's own logger calls os.Exit). During
-// start-up it records the message, which startEmbeddedNATS turns into
+// start-up it records the message, which Start turns into
 // its error; afterwards it logs it.
 func (l *natsLogger) Fatalf(format string, v ...any) {
 	l.mu.Lock()

@@ -1,4 +1,7 @@
-package main
+// Package metrics is the Prometheus view of one webhookd replica
+// (/metrics) and the runtime profiles (/debug/pprof/), served on
+// --metrics-addr.
+package metrics
 
 import (
 	"net/http"
@@ -12,10 +15,10 @@ import (
 	"github.com/webhookd/webhookd/dispatcher"
 )
 
-// metrics is the Prometheus view of one replica. Labels never carry a
+// Metrics is the Prometheus view of one replica. Labels never carry a
 // webhook or account id: with thousands of webhooks that is a cardinality
 // bomb, and per-webhook state is in the API's delivery-state extension.
-type metrics struct {
+type Metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	events   *prometheus.CounterVec
@@ -24,12 +27,13 @@ type metrics struct {
 	bytes    prometheus.Histogram
 }
 
-// newMetrics returns the request metrics; register adds the dispatcher's
-// counters once it exists (it takes m as its Observer first).
-func newMetrics() *metrics {
+// New returns the request metrics, with the Go runtime and process
+// collectors; Register adds the dispatcher's counters once it exists (it
+// takes the Metrics as its Observer first).
+func New() *Metrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m := &metrics{
+	m := &Metrics{
 		reg: reg,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "webhookd_requests_total",
@@ -63,8 +67,8 @@ func newMetrics() *metrics {
 	return m
 }
 
-// register exposes d's counters and gauges.
-func (m *metrics) register(d *dispatcher.Dispatcher) {
+// Register exposes d's counters and gauges.
+func (m *Metrics) Register(d *dispatcher.Dispatcher) {
 	st := d.Stats()
 	m.reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -91,7 +95,7 @@ func (m *metrics) register(d *dispatcher.Dispatcher) {
 }
 
 // Request implements dispatcher.Observer.
-func (m *metrics) Request(outcome string, events, bytes int, took time.Duration) {
+func (m *Metrics) Request(outcome string, events, bytes int, took time.Duration) {
 	m.requests.WithLabelValues(outcome).Inc()
 	m.events.WithLabelValues(outcome).Add(float64(events))
 	m.duration.WithLabelValues(outcome).Observe(took.Seconds())
@@ -99,10 +103,10 @@ func (m *metrics) Request(outcome string, events, bytes int, took time.Duration)
 	m.bytes.Observe(float64(bytes))
 }
 
-// handler serves /metrics and the runtime profiles under /debug/pprof/.
+// Handler serves /metrics and the runtime profiles under /debug/pprof/.
 // It belongs on a private address (--metrics-addr): profiles reveal
 // internals and cost CPU while they run.
-func (m *metrics) handler() http.Handler {
+func (m *Metrics) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
