@@ -47,10 +47,10 @@ type Config struct {
 	Observer Observer // told about every request, for metrics (none)
 }
 
-// defaultMaxBufferedBytes is Config.MaxBufferedBytes's default: 64
+// DefaultMaxBufferedBytes is Config.MaxBufferedBytes's default: 64
 // batches of the default 4 MiB, far above what a replica needs to keep
 // its cores busy, far below what would pressure a small VM.
-const defaultMaxBufferedBytes = 256 << 20
+const DefaultMaxBufferedBytes = 256 << 20
 
 func (c Config) withDefaults() Config {
 	def := func(d *time.Duration, v time.Duration) {
@@ -84,11 +84,8 @@ func (c Config) withDefaults() Config {
 		c.BatchMaxBytes = batcher.DefaultMaxBytes
 	}
 	if c.MaxBufferedBytes <= 0 {
-		c.MaxBufferedBytes = defaultMaxBufferedBytes
+		c.MaxBufferedBytes = DefaultMaxBufferedBytes
 	}
-	// One batch must always fit in the budget, or its fetch would wait
-	// forever.
-	c.MaxBufferedBytes = max(c.MaxBufferedBytes, int64(c.BatchMaxBytes))
 	def(&c.BatchLinger, 200*time.Millisecond)
 	def(&c.BackoffBase, time.Second)
 	def(&c.BackoffMax, time.Hour)

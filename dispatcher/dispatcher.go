@@ -73,6 +73,10 @@ func New(cfg Config, js jetstream.JetStream, store Store, log zerolog.Logger) (*
 	if minLease := MinLease(cfg.DeliveryTimeout, cfg.BatchLinger); cfg.Lease < minLease {
 		return nil, fmt.Errorf("dispatcher: lease %s is shorter than MinLease %s", cfg.Lease, minLease)
 	}
+	if cfg.MaxBufferedBytes < int64(cfg.BatchMaxBytes) {
+		// One batch must fit in the budget, or its fetch would wait forever.
+		return nil, fmt.Errorf("dispatcher: MaxBufferedBytes %d is less than BatchMaxBytes %d", cfg.MaxBufferedBytes, cfg.BatchMaxBytes)
+	}
 	stats := new(Stats)
 	st := &streams{cfg: cfg, js: js, log: log}
 	c := &courier{

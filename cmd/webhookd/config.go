@@ -51,6 +51,9 @@ type serveConfig struct {
 	DisableAfter    time.Duration
 	SemaphoreLease  time.Duration
 
+	MaxBufferedBytes byteSize
+	AdoptRegistry    bool
+
 	LogLevel  string
 	LogFormat string
 }
@@ -109,6 +112,9 @@ func newServeFlags(cfg *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.BackoffBase, "backoff-base", time.Second, "first retry delay; doubles per failure")
 	fs.DurationVar(&cfg.BackoffMax, "backoff-max", time.Hour, "retry delay cap")
 	fs.DurationVar(&cfg.DisableAfter, "disable-after", 48*time.Hour, "continuous error time before a webhook is disabled")
+	cfg.MaxBufferedBytes = dispatcher.DefaultMaxBufferedBytes
+	fs.Var(&cfg.MaxBufferedBytes, "max-buffered-bytes", "bytes of fetched events a replica holds at once across all webhooks, at least --batch-max-bytes (256MiB)")
+	fs.BoolVar(&cfg.AdoptRegistry, "adopt-registry", false, "accept the registry found in Redis even though it is not the one this deployment delivered for (after a deliberate replacement; see README, Operations)")
 	fs.DurationVar(&cfg.SemaphoreLease, "semaphore-lease", 30*time.Second, "lease of an in-flight slot, at least 2×--delivery-timeout + --batch-linger + 1s (a crashed replica's slots return after it)")
 
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log `level`: debug, info, warn, error")
@@ -210,6 +216,9 @@ func (c *serveConfig) validate(fromEnv map[string]string) error {
 	}
 	positive("disable-after", c.DisableAfter)
 	positive("semaphore-lease", c.SemaphoreLease)
+	if c.MaxBufferedBytes < c.BatchMaxBytes {
+		bad("max-buffered-bytes", c.MaxBufferedBytes.String(), "must be at least --batch-max-bytes (%s): one batch must fit", c.BatchMaxBytes.String())
+	}
 	// The dispatcher holds a slot across the linger and up to two request
 	// deadlines; a shorter lease could expire while its request is in
 	// flight and let more than --max-in-flight run.

@@ -31,6 +31,7 @@ func TestServeDefaults(t *testing.T) {
 		DeliveryTimeout: 5 * time.Second, MaxInFlight: 10, BatchMaxEvents: 1000, BatchMaxBytes: batcher.DefaultMaxBytes,
 		BatchLinger: 200 * time.Millisecond, BackoffBase: time.Second, BackoffMax: time.Hour,
 		DisableAfter: 48 * time.Hour, SemaphoreLease: 30 * time.Second, LogLevel: "info", LogFormat: "json",
+		MaxBufferedBytes: dispatcher.DefaultMaxBufferedBytes,
 	}
 	if diff := cmp.Diff(want, cfg); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
@@ -148,6 +149,7 @@ func TestServeValidation(t *testing.T) {
 		{args: []string{"--disable-after", "0s"}, flag: "disable-after"},
 		{args: []string{"--semaphore-lease", "0s"}, flag: "semaphore-lease"},
 		{args: []string{"--semaphore-lease", "10s"}, flag: "semaphore-lease"}, // < 2×5s + 200ms + 1s
+		{args: []string{"--max-buffered-bytes", "1MiB"}, flag: "max-buffered-bytes"}, // < --batch-max-bytes 4MiB
 		{args: []string{"--log-level", "verbose"}, flag: "log-level"},
 		{args: []string{"--log-level", ""}, flag: "log-level"},
 		{args: []string{"--log-format", "text"}, flag: "log-format"},

@@ -196,6 +196,8 @@ func (c *serveConfig) dispatcherConfig() dispatcher.Config {
 		BackoffMax:             c.BackoffMax,
 		DisableAfter:           c.DisableAfter,
 		Lease:                  c.SemaphoreLease,
+		MaxBufferedBytes:       int64(c.MaxBufferedBytes),
+		AdoptRegistry:          c.AdoptRegistry,
 		AllowInsecureEndpoints: c.AllowInsecureEndpoints,
 		UserAgent:              "webhookd/" + version,
 		Replicas:               c.StreamReplicas,

@@ -91,6 +91,22 @@ func (m *Metrics) Register(d *dispatcher.Dispatcher) {
 			Name: "webhookd_webhooks_active",
 			Help: "Enabled webhooks this replica consumes events for.",
 		}, func() float64 { return float64(d.ActiveWebhooks()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "webhookd_leases_lost_total",
+			Help: "Requests not sent because their in-flight slot lease had expired (a paused replica).",
+		}, func() float64 { return float64(st.LostLeases.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "webhookd_buffered_bytes",
+			Help: "Bytes of fetched events this replica holds (bounded by --max-buffered-bytes).",
+		}, func() float64 { return float64(st.BufferedBytes.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "webhookd_webhooks_undeliverable",
+			Help: "Enabled webhooks that cannot be delivered at all (see undeliverable_reason in their delivery state).",
+		}, func() float64 { return float64(st.Undeliverable.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "webhookd_registry_epoch_mismatch",
+			Help: "1 while the registry in Redis is not the one this deployment delivers for (nothing is created or deleted).",
+		}, func() float64 { return float64(st.RegistryMismatch.Load()) }),
 	)
 }
 
