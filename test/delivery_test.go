@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/webhookd/webhookd/dispatcher"
+	"github.com/webhookd/webhookd/subscriptions"
 )
 
 // 2,500 events of two topics reach the endpoint in requests of at most
@@ -148,9 +149,11 @@ func TestAccountIsolation(t *testing.T) {
 	e := newEnv(t, nil)
 	e.startDispatcher()
 	sinkA, sinkB, sinkDef := NewSink(t, testSecret), NewSink(t, testSecret), NewSink(t, testSecret)
-	e.create("acctA", sinkA.URL, topicSMS)
-	e.create("acctB", sinkB.URL, topicSMS)
-	e.create("default", sinkDef.URL, topicSMS)
+	ws := []subscriptions.Webhook{
+		e.create("acctA", sinkA.URL, topicSMS),
+		e.create("acctB", sinkB.URL, topicSMS),
+		e.create("default", sinkDef.URL, topicSMS),
+	}
 
 	a := e.publish(topicSMS+".acctA", "a", 20)
 	b := e.publish(topicSMS+".acctB", "b", 20)
@@ -158,7 +161,11 @@ func TestAccountIsolation(t *testing.T) {
 	waitDelivered(t, sinkA, a, 10*time.Second)
 	waitDelivered(t, sinkB, b, 10*time.Second)
 	waitDelivered(t, sinkDef, bare, 10*time.Second)
-	time.Sleep(300 * time.Millisecond) // room for any stray delivery
+	// A consumer with nothing pending or unacknowledged has delivered
+	// every event it matched, stray ones included.
+	for _, w := range ws {
+		e.waitIdle(w.ID)
+	}
 	for name, c := range map[string]struct {
 		s    *Sink
 		want string
@@ -185,14 +192,16 @@ func TestTopicChange(t *testing.T) {
 	waitDelivered(t, sink, e.publish(topicSMS, "before", 5), 10*time.Second)
 
 	topics := []string{topicClick}
-	if _, err := e.store.Update(context.Background(), "default", w.ID, subscriptionsPatchTopics(topics)); err != nil {
+	if _, err := e.store.Update(context.Background(), "default", w.ID, subscriptions.Patch{Topics: &topics}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	e.waitFilters(w.ID, topicClick)
 	sms := e.publish(topicSMS, "sms-after", 5)
 	clicks := e.publish(topicClick, "click-after", 5)
+	// The clicks, published after, arrive; once the consumer has nothing
+	// pending or unacknowledged, any sms event it matched has arrived too.
 	waitDelivered(t, sink, clicks, 10*time.Second)
-	time.Sleep(300 * time.Millisecond)
+	e.waitIdle(w.ID)
 	got := sink.Delivered()
 	for _, id := range sms {
 		if got[id] > 0 {
@@ -201,21 +210,28 @@ func TestTopicChange(t *testing.T) {
 	}
 }
 
-// A deleted webhook receives nothing more and its consumer is gone.
+// A deleted webhook receives nothing more and its consumer is gone. A
+// witness webhook on the same topic receiving the events published after
+// the delete (and then a marker) shows the dispatcher handled them.
 func TestDelete(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	e.startDispatcher()
-	sink := NewSink(t, testSecret)
+	sink, witnessSink := NewSink(t, testSecret), NewSink(t, testSecret)
 	w := e.create("default", sink.URL, topicSMS)
+	witness := e.create("default", witnessSink.URL, topicSMS)
 	waitDelivered(t, sink, e.publish(topicSMS, "before", 5), 10*time.Second)
 	if err := e.store.Delete(context.Background(), "default", w.ID); err != nil {
 		t.Fatal(err)
 	}
 	e.waitConsumer(w.ID, false)
-	e.publish(topicSMS, "after", 5)
-	time.Sleep(time.Second)
+	after := e.publish(topicSMS, "after", 5)
+	waitDelivered(t, witnessSink, append(after, e.publish(topicSMS, "marker", 1)...), 10*time.Second)
+	e.waitIdle(witness.ID)
 	if n := len(hasPrefix(sink.Delivered(), "after")); n != 0 {
 		t.Errorf("%d events delivered after delete, want 0", n)
+	}
+	if _, err := e.js.Consumer(context.Background(), "EVENTS", "wh_"+w.ID); err == nil {
+		t.Error("the deleted webhook's consumer is back")
 	}
 }

@@ -60,7 +60,7 @@ func TestDisableAfterAndReenable(t *testing.T) {
 	e.waitConsumer(w.ID, true)
 	after := e.publish(topicSMS, "after", 10)
 	waitDelivered(t, sink, after, 15*time.Second)
-	time.Sleep(500 * time.Millisecond)
+	e.waitIdle(w.ID) // whatever the new consumer matched has arrived
 	got := sink.Delivered()
 	for _, prefix := range []string{"doomed", "while-disabled"} {
 		if n := len(hasPrefix(got, prefix)); n != 0 {

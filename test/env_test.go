@@ -124,6 +124,41 @@ func (e *env) waitConsumer(id string, exists bool) {
 	})
 }
 
+// waitIdle waits until the webhook's consumer has nothing pending and
+// nothing unacknowledged: every event it matched was delivered (the sink
+// records a request before answering it, so before the ack). It is the
+// positive marker that lets a test assert that an event never came.
+func (e *env) waitIdle(id string) {
+	e.t.Helper()
+	waitFor(e.t, 15*time.Second, "consumer of "+id+" idle", func() bool {
+		c, err := e.js.Consumer(context.Background(), "EVENTS", "wh_"+id)
+		if err != nil {
+			return false
+		}
+		info := c.CachedInfo()
+		return info.NumPending == 0 && info.NumAckPending == 0
+	})
+}
+
+// waitFilters waits until the webhook's consumer filters topic and no
+// other topic: a topic change has reached the stream.
+func (e *env) waitFilters(id, topic string) {
+	e.t.Helper()
+	waitFor(e.t, 10*time.Second, "consumer of "+id+" on "+topic+" only", func() bool {
+		c, err := e.js.Consumer(context.Background(), "EVENTS", "wh_"+id)
+		if err != nil {
+			return false
+		}
+		fs := c.CachedInfo().Config.FilterSubjects
+		for _, f := range fs {
+			if f != topic && !strings.HasPrefix(f, topic+".") {
+				return false
+			}
+		}
+		return len(fs) > 0
+	})
+}
+
 func (e *env) get(w subscriptions.Webhook) subscriptions.Webhook {
 	e.t.Helper()
 	got, err := e.store.Get(context.Background(), w.AccountID, w.ID)

@@ -3,8 +3,10 @@ package test
 import (
 	"context"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,7 +15,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/webhookd/webhookd/subscriptions"
 	"github.com/webhookd/webhookd/test/harness"
 )
 
@@ -53,9 +57,9 @@ func (e *env) publishSlowly(prefix string, n int, d time.Duration) func() []stri
 	go func() {
 		defer wg.Done()
 		for i := range n {
-			id := prefix + "-" + itoa(i)
+			id := prefix + "-" + strconv.Itoa(i)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			if _, err := e.js.Publish(ctx, topicSMS, eventBody(id), jsMsgID(id)); err == nil {
+			if _, err := e.js.Publish(ctx, topicSMS, eventBody(id), jetstream.WithMsgID(id)); err == nil {
 				mu.Lock()
 				acks = append(acks, id)
 				mu.Unlock()
@@ -121,7 +125,7 @@ func TestFaultRedisRestart(t *testing.T) {
 	e := newEnv(t, nil)
 	e.redis.Stop()
 	e.redis = harness.StartRedis(t, "--appendonly", "yes", "--appendfsync", "always")
-	e.store = storeFor(t, e.redis)
+	e.store = subscriptions.New(e.redis.Client(t), subscriptions.Config{})
 	p := e.startWebhookd()
 	sink := NewSink(t, testSecret)
 	w := e.create("default", sink.URL, topicSMS)
@@ -155,11 +159,11 @@ func TestFaultNATSRestart(t *testing.T) {
 	e.create("default", sink.URL, topicSMS)
 	acked := e.publishSlowly("nats", 400, 5*time.Second)
 	time.Sleep(1500 * time.Millisecond)
-	opts := e.nats.ClientURL()
+	port := e.nats.Addr().(*net.TCPAddr).Port
 	e.nats.Shutdown()
 	e.nats.WaitForShutdown()
 	time.Sleep(time.Second)
-	e.nats = harness.NATSWithDir(t, dir, func(o *server.Options) { o.Port = portOf(opts) })
+	e.nats = harness.NATSWithDir(t, dir, func(o *server.Options) { o.Port = port })
 	ids := acked()
 	waitDelivered(t, sink, ids, 60*time.Second)
 	count(ids, sink.Delivered()).log(t, "nats restart")

@@ -26,6 +26,9 @@ type Request struct {
 	}
 	Events []SinkEvent
 	Status int // what the sink answered
+	// Body is the raw body, for Respond only: it is dropped once Respond
+	// returns, so large deliveries are not kept.
+	Body []byte
 }
 
 // SinkEvent is one item of a request's data array.
@@ -79,7 +82,7 @@ func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {
 	if err := signer.Verify([]byte(s.Secret), body, ts, sig); err != nil {
 		s.tb.Errorf("sink: signature does not verify: %v", err)
 	}
-	req := &Request{At: time.Now(), WebhookID: r.Header.Get("Klaviyo-Webhook-Id")}
+	req := &Request{At: time.Now(), WebhookID: r.Header.Get("Klaviyo-Webhook-Id"), Body: body}
 	var env struct {
 		Data []SinkEvent     `json:"data"`
 		Meta json.RawMessage `json:"meta"`
@@ -98,7 +101,7 @@ func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {
 			status = st
 		}
 	}
-	req.Status = status
+	req.Status, req.Body = status, nil
 	// A sender that gave up (its deadline passed while Respond held the
 	// request) never sees this answer, so its events are not delivered.
 	gone := r.Context().Err() != nil

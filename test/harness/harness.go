@@ -114,7 +114,21 @@ func StartRedis(tb testing.TB, extra ...string) *Redis {
 // Start (re)starts the server with the same arguments and waits for PING.
 func (r *Redis) Start(tb testing.TB) {
 	tb.Helper()
-	cmd := exec.Command(r.bin, r.args...)
+	r.StartIn(tb, r.Dir)
+}
+
+// StartIn (re)starts the server on the same socket with its data files
+// in dir instead: an empty dir is a Redis that came back without its
+// data, r.Dir again its original data.
+func (r *Redis) StartIn(tb testing.TB, dir string) {
+	tb.Helper()
+	args := append([]string(nil), r.args...)
+	for i := range args[:len(args)-1] {
+		if args[i] == "--dir" {
+			args[i+1] = dir
+		}
+	}
+	cmd := exec.Command(r.bin, args...)
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("redis-server: %v", err)
 	}
