@@ -148,7 +148,7 @@ func TestServeValidation(t *testing.T) {
 		{args: []string{"--backoff-base", "2m", "--backoff-max", "1m"}, flag: "backoff-max"},
 		{args: []string{"--disable-after", "0s"}, flag: "disable-after"},
 		{args: []string{"--semaphore-lease", "0s"}, flag: "semaphore-lease"},
-		{args: []string{"--semaphore-lease", "10s"}, flag: "semaphore-lease"}, // < 2×5s + 200ms + 1s
+		{args: []string{"--semaphore-lease", "10s"}, flag: "semaphore-lease"},        // < 2×5s + 200ms + 1s
 		{args: []string{"--max-buffered-bytes", "1MiB"}, flag: "max-buffered-bytes"}, // < --batch-max-bytes 4MiB
 		{args: []string{"--log-level", "verbose"}, flag: "log-level"},
 		{args: []string{"--log-level", ""}, flag: "log-level"},
