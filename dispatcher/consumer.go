@@ -3,7 +3,9 @@ package dispatcher
 import (
 	"context"
 	"errors"
+	"hash/fnv"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -54,14 +56,48 @@ func (r *reconciler) consumerConfig(w subscriptions.Webhook) jetstream.ConsumerC
 		MaxAckPending:   max(20_000, 3*r.cfg.MaxInFlight*r.cfg.BatchMaxEvents),
 		MaxDeliver:      -1, // the disable rule, not a delivery count, ends retries
 		MaxRequestBatch: r.cfg.BatchMaxEvents,
-		Metadata:        map[string]string{"webhookd_account": w.AccountID},
+		Metadata: map[string]string{
+			"webhookd_account": w.AccountID,
+			metaActiveSince:    start.Format(time.RFC3339Nano),
+			metaEndpoint:       endpointTag(w.EndpointURL),
+		},
 	}
 }
 
+// Consumer metadata keys: the webhook's start time (a reset consumer
+// starts at a sequence, so its OptStartTime no longer says it) and a tag
+// of its endpoint (to notice a new endpoint).
+const (
+	metaActiveSince = "webhookd_active_since"
+	metaEndpoint    = "webhookd_endpoint"
+)
+
+// endpointTag identifies an endpoint URL without storing it: URLs may
+// carry tokens, and consumer metadata is visible to NATS operators.
+func endpointTag(url string) string {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(url))
+	return strconv.FormatUint(h.Sum64(), 36)
+}
+
+// activeSince is the start time a consumer was made for.
+func activeSince(cfg jetstream.ConsumerConfig) (time.Time, bool) {
+	if v, ok := cfg.Metadata[metaActiveSince]; ok {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		return t, err == nil
+	}
+	if cfg.OptStartTime != nil {
+		return *cfg.OptStartTime, true
+	}
+	return time.Time{}, false
+}
+
 // signature identifies what a consumer must look like; a change of start
-// time needs a new consumer, a change of filters only an update.
+// time needs a new consumer, a change of filters or endpoint an update
+// (or, for a webhook in error, a reset: see reset).
 func (r *reconciler) signature(w subscriptions.Webhook) string {
-	return w.ActiveSince.UTC().Format(time.RFC3339Nano) + "|" + strings.Join(filterSubjects(w, r.cfg.DefaultAccount), ",")
+	return w.ActiveSince.UTC().Format(time.RFC3339Nano) + "|" + endpointTag(w.EndpointURL) + "|" +
+		strings.Join(filterSubjects(w, r.cfg.DefaultAccount), ",")
 }
 
 // ensureConsumer creates w's consumer, updates its filters, or replaces it
@@ -89,23 +125,48 @@ func (r *reconciler) ensureConsumer(ctx context.Context, w subscriptions.Webhook
 	case err != nil:
 		return err
 	}
-	cur := c.CachedInfo().Config
-	if cur.OptStartTime == nil || !cur.OptStartTime.Equal(*cfg.OptStartTime) {
+	info := c.CachedInfo()
+	cur := info.Config
+	if since, ok := activeSince(cur); !ok || !since.Equal(*cfg.OptStartTime) {
 		r.log.Info().Str("webhook_id", w.ID).Msg("delivery restarts: backlog before the re-enable dropped")
 		if err := r.js.DeleteConsumer(ctx, r.cfg.Stream, cfg.Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return err
 		}
 		return r.create(ctx, cfg)
 	}
+	tag, tagged := cur.Metadata[metaEndpoint]
+	if tagged && tag != cfg.Metadata[metaEndpoint] && !w.State.ErrorSince.IsZero() {
+		return r.reset(ctx, w, cfg, info.AckFloor.Stream)
+	}
 	have := slices.Clone(cur.FilterSubjects)
 	if len(have) == 0 && cur.FilterSubject != "" {
 		have = []string{cur.FilterSubject}
 	}
 	slices.Sort(have)
-	if !slices.Equal(have, cfg.FilterSubjects) {
+	if !slices.Equal(have, cfg.FilterSubjects) || tag != cfg.Metadata[metaEndpoint] {
+		// A consumer reset from a sequence keeps that start.
+		cfg.DeliverPolicy, cfg.OptStartTime, cfg.OptStartSeq = cur.DeliverPolicy, cur.OptStartTime, cur.OptStartSeq
 		_, err = r.js.UpdateConsumer(ctx, r.cfg.Stream, cfg)
 	}
 	return err
+}
+
+// reset replaces the consumer of w, a webhook in error whose endpoint
+// changed, by one that starts right after its acknowledged floor. The
+// events parked for the old endpoint's backoff (NakWithDelay cannot be
+// taken back) come again at once, so the new endpoint's first probe has
+// them, not only new events. Events acknowledged out of order above the
+// floor come again too: duplicates, which receivers dedupe.
+func (r *reconciler) reset(ctx context.Context, w subscriptions.Webhook, cfg jetstream.ConsumerConfig, floor uint64) error {
+	r.log.Info().Str("webhook_id", w.ID).Uint64("stream_seq", floor+1).
+		Msg("new endpoint for a webhook in error: its parked events come again now")
+	if err := r.js.DeleteConsumer(ctx, r.cfg.Stream, cfg.Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return err
+	}
+	if floor > 0 {
+		cfg.DeliverPolicy, cfg.OptStartTime, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, nil, floor+1
+	}
+	return r.create(ctx, cfg)
 }
 
 // create makes a consumer; another replica winning the race with the

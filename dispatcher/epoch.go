@@ -70,7 +70,7 @@ func (r *reconciler) noteEpoch(st epochState, have, recorded string) {
 	case st == epochMismatch && !was:
 		r.stats.RegistryMismatch.Store(1)
 		r.log.Error().Str("epoch", have).Str("recorded_epoch", recorded).
-			Msg("the registry in Redis is not the one this deployment delivers for (emptied or replaced?): " +
+			Msg("the registry in Redis does not match the one this deployment delivers for (emptied or replaced?): " +
 				"no consumer is created or deleted until the original registry is restored " +
 				"(or webhookd serve --adopt-registry accepts this one)")
 	case st == epochOK && was:

@@ -81,7 +81,9 @@ func (r *reconciler) tick(ctx context.Context, lastRev *int64, lastFull *time.Ti
 		return err
 	}
 	full := time.Since(*lastFull) > fullResync
-	if rev == *lastRev && !full {
+	// A refused registry is re-checked every tick: a restored backup
+	// brings back the old revision, so the revision alone would not say.
+	if rev == *lastRev && !full && r.stats.RegistryMismatch.Load() == 0 {
 		return nil
 	}
 	st, have, recorded, err := r.checkEpoch(ctx, adopt)
