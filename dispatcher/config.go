@@ -31,6 +31,13 @@ type Config struct {
 	// fetches wait for deliveries to finish.
 	MaxBufferedBytes int64
 
+	// Partitions selects partitioned consumption with that many
+	// partitions (16 is the measured sweet spot for up to a handful of
+	// replicas; README, Operations); 0 keeps one consumer per webhook.
+	// It is fixed for the life of a stream: changing it remaps only new
+	// events.
+	Partitions int
+
 	// ReconcileInterval is how often each replica checks the registry
 	// revision (500ms): changes reach every replica within about that.
 	ReconcileInterval time.Duration

@@ -92,6 +92,7 @@ func New(cfg Config, js jetstream.JetStream, store Store, log zerolog.Logger) (*
 	}
 	fleet := &fleet{
 		cfg:     cfg,
+		plan:    eventPlan(cfg),
 		js:      js,
 		slots:   store,
 		courier: c,

@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -16,6 +17,7 @@ import (
 // the courier and the byte budget.
 type fleet struct {
 	cfg     Config
+	plan    runPlan
 	js      jetstream.JetStream
 	slots   slotStore
 	courier *courier
@@ -39,6 +41,7 @@ func (f *fleet) run(ctx context.Context, w subscriptions.Webhook) {
 	}
 	r := &runner{
 		cfg:     f.cfg,
+		plan:    f.plan,
 		js:      f.js,
 		id:      w.ID,
 		slots:   f.slots,
@@ -54,6 +57,55 @@ func (f *fleet) run(ctx context.Context, w subscriptions.Webhook) {
 	r.wh.Store(&w)
 	f.runners[w.ID] = r
 	r.start(ctx)
+}
+
+// stop stops webhook id's runner, if it runs.
+func (f *fleet) stop(id string) {
+	f.mu.Lock()
+	r, ok := f.runners[id]
+	delete(f.runners, id)
+	f.mu.Unlock()
+	if ok {
+		r.stop()
+	}
+}
+
+// has reports whether webhook id's runner runs.
+func (f *fleet) has(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.runners[id]
+	return ok
+}
+
+// ids lists the webhooks whose runners run.
+func (f *fleet) ids() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]string, 0, len(f.runners))
+	for id := range f.runners {
+		out = append(out, id)
+	}
+	return out
+}
+
+// runPlan says which consumer a runner reads and how: a webhook's own
+// consumer on the event stream (per-webhook consumption), or its retry
+// consumer (partitioned consumption, retry.go).
+type runPlan struct {
+	stream   string
+	consumer func(id string) string
+	// wrap, when set, is applied to every fetched message.
+	wrap func(jetstream.Msg) jetstream.Msg
+	// idleWait is how long one pull waits for a first event.
+	idleWait time.Duration
+	// onIdle, when set, is called after a pull that found nothing.
+	onIdle func(ctx context.Context, id string)
+}
+
+// eventPlan is per-webhook consumption's plan.
+func eventPlan(cfg Config) runPlan {
+	return runPlan{stream: cfg.Stream, consumer: consumerName, idleWait: idleWait}
 }
 
 // stopExcept stops every runner whose webhook is not in keep and returns

@@ -37,6 +37,7 @@ var errGone = errors.New("dispatcher: webhook disabled or deleted")
 // runner is one webhook's fetch loop on this replica.
 type runner struct {
 	cfg     Config
+	plan    runPlan
 	js      jetstream.JetStream
 	id      string
 	wh      atomic.Pointer[subscriptions.Webhook]
@@ -80,7 +81,7 @@ func (r *runner) loop(ctx context.Context) {
 			return
 		}
 		if cons == nil {
-			c, err := r.js.Consumer(ctx, r.cfg.Stream, consumerName(r.id))
+			c, err := r.js.Consumer(ctx, r.plan.stream, r.plan.consumer(r.id))
 			if err != nil {
 				if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
 					r.heal() // the reconciler recreates it
@@ -128,7 +129,10 @@ func (r *runner) cycle(ctx context.Context, cons jetstream.Consumer) (time.Durat
 	}()
 
 	// 1. Wait for a first event, holding no Redis slot and no budget.
-	msgs, err := fetch(ctx, cons, 1, 0, idleWait)
+	msgs, err := fetch(ctx, cons, 1, 0, r.plan.idleWait)
+	if err == nil && len(msgs) == 0 && r.plan.onIdle != nil {
+		r.plan.onIdle(ctx, r.id)
+	}
 	if err != nil || len(msgs) == 0 {
 		return 0, err
 	}
@@ -153,6 +157,12 @@ func (r *runner) cycle(ctx context.Context, cons jetstream.Consumer) (time.Durat
 				r.log.Debug().Err(err).Msg("filling batch")
 			}
 			held.shrink(msgs)
+		}
+	}
+
+	if r.plan.wrap != nil {
+		for i, m := range msgs {
+			msgs[i] = r.plan.wrap(m)
 		}
 	}
 

@@ -39,6 +39,7 @@ func decodeWebhook(m map[string]string) (Webhook, error) {
 	w.State.LastError = m["last_error"]
 	w.State.DisabledReason = m["disabled_reason"]
 	w.State.UndeliverableReason = m["undeliverable_reason"]
+	w.State.Retrying = m["retrying"] == "1"
 
 	ints := []struct {
 		field string

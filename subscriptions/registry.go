@@ -78,7 +78,7 @@ if ARGV[4] == '1' and cur[2] ~= '1' then
   redis.call('HSET', KEYS[1], 'enabled', '1', 'active_since', now,
     'error_since', 0, 'consecutive_failures', 0, 'next_attempt_at', 0,
     'last_status', 0, 'last_error', '', 'last_failure_at', 0,
-    'disabled_at', 0, 'disabled_reason', '')
+    'disabled_at', 0, 'disabled_reason', '', 'retrying', 0)
   redis.call('ZREM', KEYS[2], id)
   changed, kind = true, 'enable'
 elseif ARGV[4] == '0' and cur[2] == '1' then

@@ -70,6 +70,10 @@ type DeliveryState struct {
 	// webhook at all (e.g. its consumer cannot be created); "" when it
 	// can. See Store.SetUndeliverable.
 	UndeliverableReason string
+	// Retrying means the webhook's events wait on its own retry subject
+	// rather than being delivered from the shared partitions (partitioned
+	// consumption only; see Store.SetRetrying).
+	Retrying bool
 }
 
 // NewWebhook is what Create needs.

@@ -1,0 +1,107 @@
+package dispatcher
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// fan is one partition event on its way to several webhooks. It is
+// acknowledged on the stream once every webhook's share is settled:
+// delivered, set aside, or moved to the webhook's retry subject. If a
+// share cannot be settled (its retry publish failed), the event is handed
+// back whole and every webhook meets it again: a duplicate for those that
+// had it, never a loss.
+type fan struct {
+	msg     jetstream.Msg
+	subject string // as published (the partition prefix removed)
+	release func() // gives the event's bytes back to the budget
+
+	mu     sync.Mutex
+	left   int  // shares not settled yet
+	failed bool // some share could not be settled
+}
+
+// settle marks one share settled (ok) or not.
+func (f *fan) settle(ok bool) {
+	f.mu.Lock()
+	f.left--
+	f.failed = f.failed || !ok
+	done, failed := f.left == 0, f.failed
+	f.mu.Unlock()
+	if !done {
+		return
+	}
+	if failed {
+		_ = f.msg.NakWithDelay(time.Second)
+	} else {
+		_ = f.msg.Ack()
+	}
+	f.release()
+}
+
+// share is one webhook's part of a fan. It is a jetstream.Msg, so the
+// courier delivers it like any message: Ack and Term settle it; Nak and
+// NakWithDelay (a failed or unsent request, a webhook backing off) move
+// it to the webhook's retry subject, whose consumer redelivers it with
+// the webhook's backoff.
+type share struct {
+	f       *fan
+	webhook string
+	retry   *retrier
+
+	mu   sync.Mutex
+	done bool
+}
+
+var _ jetstream.Msg = (*share)(nil)
+
+// once reports whether this is the share's first settlement.
+func (s *share) once() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return false
+	}
+	s.done = true
+	return true
+}
+
+func (s *share) Metadata() (*jetstream.MsgMetadata, error) { return s.f.msg.Metadata() }
+func (s *share) Data() []byte                              { return s.f.msg.Data() }
+func (s *share) Headers() nats.Header                      { return s.f.msg.Headers() }
+func (s *share) Subject() string                           { return s.f.subject }
+func (s *share) Reply() string                             { return "" }
+func (s *share) InProgress() error                         { return s.f.msg.InProgress() }
+
+// Ack settles the share: the webhook has the event.
+func (s *share) Ack() error {
+	if s.once() {
+		s.f.settle(true)
+	}
+	return nil
+}
+
+// DoubleAck is Ack; the partition event's own ack is not waited for.
+func (s *share) DoubleAck(context.Context) error { return s.Ack() }
+
+// Term settles the share: the event was set aside for this webhook.
+func (s *share) Term() error { return s.Ack() }
+
+// TermWithReason is Term.
+func (s *share) TermWithReason(string) error { return s.Ack() }
+
+// Nak moves the share to the webhook's retry subject.
+func (s *share) Nak() error {
+	if s.once() {
+		s.retry.divert(s)
+	}
+	return nil
+}
+
+// NakWithDelay is Nak: the retry subject's consumer applies the
+// webhook's backoff.
+func (s *share) NakWithDelay(time.Duration) error { return s.Nak() }

@@ -1,0 +1,225 @@
+package dispatcher
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/webhookd/webhookd/subscriptions"
+)
+
+// hooks are this replica's per-webhook queues under partitioned
+// consumption. A queue exists only while its webhook has events waiting
+// or in flight here; an idle webhook costs nothing but its index entry.
+type hooks struct {
+	cfg     Config
+	slots   slotStore
+	courier *courier
+	retry   *retrier
+	idx     webhookLookup
+	log     zerolog.Logger
+	wg      sync.WaitGroup // pumps and their deliveries
+
+	mu sync.Mutex
+	m  map[string]*hook
+}
+
+// webhookLookup finds a webhook by id (the index).
+type webhookLookup interface {
+	Get(id string) (*subscriptions.Webhook, bool)
+}
+
+// hook is one webhook's queue on this replica.
+type hook struct {
+	hs    *hooks
+	id    string
+	local *semaphore.Weighted // never ask Redis for an (N+1)th slot
+	wake  chan struct{}       // a full batch is waiting
+
+	mu      sync.Mutex
+	q       []*share
+	bytes   int
+	first   time.Time // when the oldest queued share arrived
+	running bool      // a pump is running
+}
+
+// push queues s for webhook id.
+func (hs *hooks) push(id string, s *share) {
+	hs.mu.Lock()
+	h, ok := hs.m[id]
+	if !ok {
+		h = &hook{hs: hs, id: id, local: semaphore.NewWeighted(int64(hs.cfg.MaxInFlight)), wake: make(chan struct{}, 1)}
+		hs.m[id] = h
+	}
+	hs.mu.Unlock()
+	h.push(s)
+}
+
+func (h *hook) push(s *share) {
+	h.mu.Lock()
+	h.q = append(h.q, s)
+	h.bytes += len(s.Data())
+	if len(h.q) == 1 {
+		h.first = time.Now()
+	}
+	full := len(h.q) >= h.hs.cfg.BatchMaxEvents || h.bytes >= h.hs.cfg.BatchMaxBytes
+	start := !h.running
+	h.running = true
+	h.mu.Unlock()
+	if start {
+		h.hs.wg.Add(1)
+		go h.pump()
+	}
+	if full {
+		select {
+		case h.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// pump sends the queue's batches until it is empty.
+func (h *hook) pump() {
+	defer h.hs.wg.Done()
+	for {
+		batch := h.next()
+		if batch == nil {
+			return
+		}
+		h.send(batch)
+	}
+}
+
+// next waits until a batch is full or its oldest event has lingered,
+// and takes it; nil when the queue is empty (the pump ends, and the
+// hook is forgotten).
+func (h *hook) next() []*share {
+	cfg := h.hs.cfg
+	for {
+		h.mu.Lock()
+		if len(h.q) == 0 {
+			h.running = false
+			h.mu.Unlock()
+			h.hs.forget(h)
+			return nil
+		}
+		wait := cfg.BatchLinger - time.Since(h.first)
+		full := len(h.q) >= cfg.BatchMaxEvents || h.bytes >= cfg.BatchMaxBytes
+		if full || wait <= 0 {
+			n, size := 0, 0
+			for n < len(h.q) && n < cfg.BatchMaxEvents && (n == 0 || size+len(h.q[n].Data()) <= cfg.BatchMaxBytes) {
+				size += len(h.q[n].Data())
+				n++
+			}
+			batch := h.q[:n:n]
+			h.q = append([]*share(nil), h.q[n:]...)
+			h.bytes -= size
+			h.first = time.Now()
+			h.mu.Unlock()
+			return batch
+		}
+		h.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-h.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// forget drops an idle hook, unless events arrived meanwhile.
+func (hs *hooks) forget(h *hook) {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.running && hs.m[h.id] == h {
+		delete(hs.m, h.id)
+	}
+}
+
+// send delivers batch under a request slot, or moves it to the retry
+// subject when the webhook is retrying, backing off, or has had no free
+// slot for divertAfter (a slow endpoint must not hold its partition).
+func (h *hook) send(batch []*share) {
+	hs := h.hs
+	w, ok := hs.idx.Get(h.id)
+	if !ok || !w.Enabled {
+		for _, s := range batch {
+			_ = s.Ack() // deleted or disabled: its events are dropped
+		}
+		return
+	}
+	if w.State.Retrying {
+		h.divert(batch)
+		return
+	}
+	deadline := time.Now().Add(hs.divertAfter())
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if err := h.local.Acquire(ctx, 1); err != nil {
+		h.divert(batch)
+		return
+	}
+	holder := uuid.NewString()
+	for {
+		slot, err := hs.slots.AcquireSlot(ctx, h.id, holder, hs.cfg.MaxInFlight, hs.cfg.Lease)
+		switch {
+		case err != nil:
+			h.local.Release(1)
+			for _, s := range batch {
+				if s.once() {
+					s.f.settle(false) // Redis away: the partition event comes again
+				}
+			}
+			return
+		case slot.Gone:
+			h.local.Release(1)
+			for _, s := range batch {
+				_ = s.Ack()
+			}
+			return
+		case slot.Acquired:
+			msgs := make([]jetstream.Msg, len(batch))
+			for i, s := range batch {
+				msgs[i] = s
+			}
+			hs.wg.Add(1)
+			go func() {
+				defer hs.wg.Done()
+				defer h.local.Release(1)
+				hs.courier.deliver(*w, holder, msgs)
+			}()
+			return
+		case slot.RetryAfter > maxHold || time.Until(deadline) < slot.RetryAfter:
+			h.local.Release(1)
+			h.divert(batch) // backing off, or no slot soon enough
+			return
+		}
+		if !sleep(ctx, jitter(max(slot.RetryAfter, 5*time.Millisecond))) {
+			h.local.Release(1)
+			h.divert(batch)
+			return
+		}
+	}
+}
+
+// divertAfter is how long a batch may wait for a slot before it moves to
+// the retry subject: the linger and one request, so a slow endpoint's
+// events leave the partition well within AckWait/3.
+func (hs *hooks) divertAfter() time.Duration { return hs.cfg.DeliveryTimeout + hs.cfg.BatchLinger }
+
+func (h *hook) divert(batch []*share) {
+	for _, s := range batch {
+		_ = s.Nak()
+	}
+}
+
+// wait waits for every pump and delivery to end (shutdown).
+func (hs *hooks) wait() { hs.wg.Wait() }

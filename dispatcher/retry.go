@@ -1,0 +1,172 @@
+package dispatcher
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// Retry subjects (partitioned consumption). A webhook whose request
+// failed, that is backing off, or whose queue fell behind has its events
+// republished on webhookd.retry.<webhook id> in the retry stream and
+// acknowledged on its partition: its backlog leaves the partition, which
+// goes on at full speed for every other webhook. While the webhook's
+// retrying flag is set (subscriptions.Store.SetRetrying, shared through
+// the change feed) every replica sends its new events there too, and one
+// durable consumer per retrying webhook (rt_<id>) delivers them exactly
+// as per-webhook consumption does: one probe at a time in error, the
+// backoff, the disable rule. When that consumer has nothing left the flag
+// is cleared and the consumer deleted. The retry stream is a work queue
+// (the consumers' subjects are disjoint), so what was delivered is gone
+// and a recreated consumer never resends it.
+
+// retryPrefix is the subject prefix of retry subjects.
+const retryPrefix = "webhookd.retry"
+
+// headerOrigin carries a retried event's original subject.
+const headerOrigin = "Webhookd-Subject"
+
+func retrySubject(id string) string  { return retryPrefix + "." + id }
+func retryConsumer(id string) string { return "rt_" + id }
+func (c Config) retryStream() string { return c.Stream + "_RETRY" }
+
+// retryFlagger sets a webhook's retrying flag.
+type retryFlagger interface {
+	SetRetrying(ctx context.Context, id string, on bool) (bool, error)
+}
+
+// retrier moves shares to their webhook's retry subject.
+type retrier struct {
+	cfg   Config
+	js    jetstream.JetStream
+	flags retryFlagger
+	log   zerolog.Logger
+
+	work chan pendingDivert // published, waiting for the PubAck
+
+	mu      sync.Mutex
+	flagged map[string]time.Time // webhook id -> when its flag was last set
+}
+
+type pendingDivert struct {
+	s   *share
+	ack jetstream.PubAckFuture
+}
+
+func newRetrier(cfg Config, js jetstream.JetStream, flags retryFlagger, log zerolog.Logger) *retrier {
+	return &retrier{cfg: cfg, js: js, flags: flags, log: log, work: make(chan pendingDivert, 4096),
+		flagged: make(map[string]time.Time)}
+}
+
+// divert republishes s on its webhook's retry subject; the share is
+// settled when the retry stream has it (or fails, handing the partition
+// event back, if it cannot).
+func (rt *retrier) divert(s *share) {
+	rt.flag(s.webhook)
+	m := nats.NewMsg(retrySubject(s.webhook))
+	m.Data = s.Data()
+	for k, v := range s.Headers() {
+		m.Header[k] = v
+	}
+	m.Header.Set(headerOrigin, s.Subject())
+	if md, err := s.Metadata(); err == nil {
+		m.Header.Set(jetstream.MsgIDHeader, md.Stream+":"+strconv.FormatUint(md.Sequence.Stream, 10)+":"+
+			strconv.FormatInt(md.Timestamp.UnixNano(), 10)+":"+s.webhook)
+	}
+	ack, err := rt.js.PublishMsgAsync(m)
+	if err != nil {
+		rt.log.Warn().Err(err).Str("webhook_id", s.webhook).Msg("moving an event to its retry subject; handed back")
+		s.f.settle(false)
+		return
+	}
+	rt.work <- pendingDivert{s: s, ack: ack}
+}
+
+// flag sets the webhook's retrying flag, at most once a second per
+// webhook: every replica that diverts keeps it set, so a consumer
+// deleted after a drain is made again for a late divert.
+func (rt *retrier) flag(id string) {
+	rt.mu.Lock()
+	last, ok := rt.flagged[id]
+	now := time.Now()
+	if ok && now.Sub(last) < time.Second {
+		rt.mu.Unlock()
+		return
+	}
+	rt.flagged[id] = now
+	rt.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if changed, err := rt.flags.SetRetrying(ctx, id, true); err != nil {
+			rt.log.Warn().Err(err).Str("webhook_id", id).Msg("setting the retrying flag")
+		} else if changed {
+			rt.log.Info().Str("webhook_id", id).Msg("webhook retrying: its events wait on its retry subject")
+		}
+	}()
+}
+
+// Run settles diverted shares as their PubAcks arrive; it returns nil
+// once ctx is done and nothing is pending.
+func (rt *retrier) Run(ctx context.Context) error {
+	for {
+		select {
+		case p := <-rt.work:
+			select {
+			case <-p.ack.Ok():
+				p.s.f.settle(true)
+			case err := <-p.ack.Err():
+				rt.log.Warn().Err(err).Str("webhook_id", p.s.webhook).Msg("moving an event to its retry subject; handed back")
+				p.s.f.settle(false)
+			}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// retryMsg is a message of the retry stream, seen as its original event.
+type retryMsg struct{ jetstream.Msg }
+
+// Subject is the subject the event was first published on.
+func (m retryMsg) Subject() string {
+	if s := m.Headers().Get(headerOrigin); s != "" {
+		return s
+	}
+	return m.Msg.Subject()
+}
+
+// retryConsumerConfig is the consumer of webhook id's retry subject.
+func (c Config) retryConsumerConfig(id string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:         retryConsumer(id),
+		Description:     "webhookd retries of webhook " + id,
+		FilterSubject:   retrySubject(id),
+		DeliverPolicy:   jetstream.DeliverAllPolicy,
+		AckPolicy:       jetstream.AckExplicitPolicy,
+		AckWait:         c.ackWait(),
+		MaxAckPending:   max(20_000, 3*c.MaxInFlight*c.BatchMaxEvents),
+		MaxDeliver:      -1,
+		MaxRequestBatch: c.BatchMaxEvents,
+	}
+}
+
+// retryStreamConfig is the retry stream: a work queue of every retrying
+// webhook's events, kept as long as the event stream keeps events.
+func (c Config) retryStreamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        c.retryStream(),
+		Description: "webhookd events waiting for a retrying webhook (subject = webhookd.retry.<webhook id>)",
+		Subjects:    []string{retryPrefix + ".>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		MaxAge:      c.StreamMaxAge,
+		Storage:     jetstream.FileStorage,
+		Duplicates:  2 * time.Minute,
+		Replicas:    c.Replicas,
+	}
+}
