@@ -42,6 +42,7 @@ type Dispatcher struct {
 	store   Store
 	log     zerolog.Logger
 	rec     *reconciler
+	part    *partitioned // nil: per-webhook consumption
 	stats   *Stats
 }
 
@@ -113,14 +114,27 @@ func New(cfg Config, js jetstream.JetStream, store Store, log zerolog.Logger) (*
 		problem: make(map[string]string),
 	}
 	fleet.heal = rec.requestFullPass
-	return &Dispatcher{cfg: cfg, streams: st, store: store, log: log, rec: rec, stats: stats}, nil
+	d := &Dispatcher{cfg: cfg, streams: st, store: store, log: log, rec: rec, stats: stats}
+	if cfg.Partitions > 0 {
+		p, err := newPartitioned(cfg, js, store, c, rec, fleet.budget, log, stats)
+		if err != nil {
+			return nil, err
+		}
+		d.part = p
+	}
+	return d, nil
 }
 
 // Stats returns the dispatcher's counters.
 func (d *Dispatcher) Stats() *Stats { return d.stats }
 
 // ActiveWebhooks is the number of webhooks this replica is consuming for.
-func (d *Dispatcher) ActiveWebhooks() int { return d.rec.fleet.size() }
+func (d *Dispatcher) ActiveWebhooks() int {
+	if d.part != nil {
+		return d.part.activeWebhooks()
+	}
+	return d.rec.fleet.size()
+}
 
 // Run creates the streams idempotently, then delivers until ctx is done.
 // It returns once in-flight requests have finished (each is bounded by
@@ -131,6 +145,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			return nil
 		}
 		return err
+	}
+	if d.part != nil {
+		return d.part.run(ctx, d.cfg, d.store, d.log, d.stats)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.rec.Run(gctx) })

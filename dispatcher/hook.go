@@ -180,9 +180,19 @@ func (h *hook) send(batch []*share) {
 			}
 			return
 		case slot.Gone:
+			// Redis says disabled or deleted. The index says so too within
+			// moments of a real change; until it does (or if Redis came
+			// back empty: the registry check refuses that one) the events
+			// are handed back, never dropped on Redis's word alone.
 			h.local.Release(1)
 			for _, s := range batch {
-				_ = s.Ack()
+				if cur, ok := hs.idx.Get(h.id); ok && cur.Enabled {
+					if s.once() {
+						s.f.settle(false)
+					}
+				} else {
+					_ = s.Ack()
+				}
 			}
 			return
 		case slot.Acquired:

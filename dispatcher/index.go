@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -79,6 +80,10 @@ type index struct {
 
 	mu   sync.RWMutex
 	data *indexData
+
+	pos      atomic.Pointer[string] // Run's feed cursor, for syncAfter
+	syncMu   sync.Mutex
+	syncedAt time.Time // start of the last completed syncAfter read
 }
 
 // newIndex returns an empty index reading f. Events on a bare topic
@@ -151,6 +156,9 @@ func (x *index) Run(ctx context.Context) error {
 				x.log.Warn().Msg("the registry change feed no longer covers this replica's position; reloading every webhook")
 				cursor, err = "", nil
 			}
+		}
+		if cursor != "" {
+			x.pos.Store(&cursor)
 		}
 		if ctx.Err() != nil {
 			break

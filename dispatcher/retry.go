@@ -111,24 +111,27 @@ func (rt *retrier) flag(id string) {
 	}()
 }
 
-// Run settles diverted shares as their PubAcks arrive; it returns nil
-// once ctx is done and nothing is pending.
-func (rt *retrier) Run(ctx context.Context) error {
-	for {
+// run settles diverted shares as their PubAcks arrive, until close is
+// called and everything diverted before is settled.
+func (rt *retrier) run() {
+	for p := range rt.work {
+		t := time.NewTimer(10 * time.Second)
 		select {
-		case p := <-rt.work:
-			select {
-			case <-p.ack.Ok():
-				p.s.f.settle(true)
-			case err := <-p.ack.Err():
-				rt.log.Warn().Err(err).Str("webhook_id", p.s.webhook).Msg("moving an event to its retry subject; handed back")
-				p.s.f.settle(false)
-			}
-		case <-ctx.Done():
-			return nil
+		case <-p.ack.Ok():
+			p.s.f.settle(true)
+		case err := <-p.ack.Err():
+			rt.log.Warn().Err(err).Str("webhook_id", p.s.webhook).Msg("moving an event to its retry subject; handed back")
+			p.s.f.settle(false)
+		case <-t.C:
+			p.s.f.settle(false) // NATS away: the partition event comes again
 		}
+		t.Stop()
 	}
 }
+
+// close ends run once it has settled what was diverted; nothing may be
+// diverted after it.
+func (rt *retrier) close() { close(rt.work) }
 
 // retryMsg is a message of the retry stream, seen as its original event.
 type retryMsg struct{ jetstream.Msg }

@@ -78,6 +78,19 @@ func (s *streams) create(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("stream %s_DEADLETTER: %w", c.Stream, err)
 	}
+	if c.Partitions == 0 {
+		return nil
+	}
+	if _, err := s.js.CreateOrUpdateStream(ctx, c.retryStreamConfig()); err != nil {
+		return fmt.Errorf("stream %s: %w", c.retryStream(), err)
+	}
+	// Every partition's consumer exists from the start, so no event falls
+	// between the stream and its consumer.
+	for k := range c.Partitions {
+		if _, err := ensurePartition(ctx, s.js, c, k); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -100,6 +113,12 @@ func (s *streams) put(ctx context.Context, epoch string) error {
 		Replicas:     c.Replicas,
 		MaxConsumers: maxConsumers,
 		Metadata:     meta,
+		SubjectTransform: func() *jetstream.SubjectTransformConfig {
+			if c.Partitions > 0 {
+				return partitionTransform(c.Partitions)
+			}
+			return nil
+		}(),
 	}); err != nil {
 		return fmt.Errorf("stream %s: %w", c.Stream, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +58,7 @@ func newEnv(t testing.TB, mutate func(*dispatcher.Config)) *env {
 		BackoffBase:            100 * time.Millisecond,
 		BackoffMax:             time.Second,
 		ReconcileInterval:      100 * time.Millisecond,
+		Partitions:             testPartitions(),
 	}
 	if mutate != nil {
 		mutate(&e.cfg)
@@ -276,4 +278,12 @@ func call(t testing.TB, method, url, body string, out any) int {
 		}
 	}
 	return resp.StatusCode
+}
+
+// testPartitions is the consumption model the suite runs: 0 (one
+// consumer per webhook) unless WEBHOOKD_TEST_PARTITIONS names a number
+// of partitions; `make test` runs the suite both ways.
+func testPartitions() int {
+	n, _ := strconv.Atoi(os.Getenv("WEBHOOKD_TEST_PARTITIONS"))
+	return n
 }

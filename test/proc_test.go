@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -97,6 +98,9 @@ func (e *env) startWebhookd(extra ...string) *proc {
 		"--batch-linger", "50ms",
 		"--backoff-base", "200ms",
 		"--backoff-max", "2s",
+	}
+	if n := testPartitions(); n > 0 {
+		args = append(args, "--partitions", strconv.Itoa(n))
 	}
 	return startProc(e.t, append(args, extra...)...)
 }

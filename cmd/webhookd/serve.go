@@ -198,6 +198,7 @@ func (c *serveConfig) dispatcherConfig() dispatcher.Config {
 		Lease:                  c.SemaphoreLease,
 		MaxBufferedBytes:       int64(c.MaxBufferedBytes),
 		AdoptRegistry:          c.AdoptRegistry,
+		Partitions:             c.Partitions,
 		AllowInsecureEndpoints: c.AllowInsecureEndpoints,
 		UserAgent:              "webhookd/" + version,
 		Replicas:               c.StreamReplicas,

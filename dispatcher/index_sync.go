@@ -1,0 +1,72 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/webhookd/webhookd/subscriptions"
+)
+
+// syncAfter applies every registry change made before t, if a read of
+// the change feed that started after t has not done so already. A
+// partition runner calls it with the time it received a batch: a webhook
+// created (its write acknowledged) before an event was published is then
+// in the index before the event is routed, whatever Run's blocking read
+// is doing. It costs one feed read per call at most, shared by every
+// caller that received its batch before that read started. It applies
+// entries without moving Run's cursor; Run applies them again, which is
+// harmless (applying reads the webhook as it is now).
+func (x *index) syncAfter(ctx context.Context, t time.Time) error {
+	x.syncMu.Lock()
+	defer x.syncMu.Unlock()
+	if x.syncedAt.After(t) {
+		return nil
+	}
+	cursor := x.pos.Load()
+	if cursor == nil {
+		return nil // not loaded: routing waits for Loaded anyway
+	}
+	start := time.Now()
+	for at := *cursor; ; {
+		cs, next, err := x.feed.Changes(ctx, at, indexBatch, 0)
+		if errors.Is(err, subscriptions.ErrChangesTrimmed) {
+			return nil // Run reloads
+		}
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			w, err := x.feed.Lookup(ctx, c.ID)
+			switch {
+			case errors.Is(err, subscriptions.ErrNotFound):
+				x.apply(c.ID, nil)
+			case err != nil:
+				return err
+			default:
+				x.apply(c.ID, &w)
+			}
+		}
+		if len(cs) < indexBatch {
+			break
+		}
+		at = next
+	}
+	x.syncedAt = start
+	return nil
+}
+
+// retrying returns the enabled webhooks whose retrying flag is set.
+// It scans the index (about 10 ns a webhook), so callers poll it at the
+// reconcile interval, not per event.
+func (x *index) retrying() []*subscriptions.Webhook {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	var out []*subscriptions.Webhook
+	for _, w := range x.data.byID {
+		if w.Enabled && w.State.Retrying {
+			out = append(out, w)
+		}
+	}
+	return out
+}

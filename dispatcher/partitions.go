@@ -1,0 +1,230 @@
+package dispatcher
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/semaphore"
+)
+
+// partitions runs this replica's partition consumers: start and stop are
+// the owner's callbacks (owner.go), called as leases are won and given up.
+type partitions struct {
+	cfg    Config
+	js     jetstream.JetStream
+	idx    *index
+	hooks  *hooks
+	retry  *retrier
+	dead   *deadLetterer
+	budget *semaphore.Weighted
+	topics *topicNoter
+	log    zerolog.Logger
+	stats  *Stats
+
+	mu      sync.Mutex
+	running map[int]*partitionRun
+}
+
+type partitionRun struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// start begins consuming partition k.
+func (ps *partitions) start(k int) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if _, ok := ps.running[k]; ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	run := &partitionRun{cancel: cancel, done: make(chan struct{})}
+	ps.running[k] = run
+	go func() {
+		defer close(run.done)
+		ps.consume(ctx, k)
+	}()
+}
+
+// stop ends partition k's fetch loop and returns once it has ended;
+// events already handed to webhooks are delivered (or handed back) by
+// their hooks.
+func (ps *partitions) stop(k int) {
+	ps.mu.Lock()
+	run, ok := ps.running[k]
+	delete(ps.running, k)
+	ps.mu.Unlock()
+	if ok {
+		run.cancel()
+		<-run.done
+	}
+}
+
+// consume is partition k's fetch loop.
+func (ps *partitions) consume(ctx context.Context, k int) {
+	log := ps.log.With().Int("partition", k).Logger()
+	select {
+	case <-ps.idx.Loaded():
+	case <-ctx.Done():
+		return
+	}
+	var cons jetstream.Consumer
+	pause := time.Duration(0)
+	for ctx.Err() == nil {
+		if pause > 0 && !sleep(ctx, pause) {
+			return
+		}
+		if cons == nil {
+			c, err := ensurePartition(ctx, ps.js, ps.cfg, k)
+			if err != nil {
+				if ctx.Err() == nil && pause == 0 {
+					log.Warn().Err(err).Msg("partition consumer; retrying")
+				}
+				pause = nextPause(pause)
+				continue
+			}
+			cons = c
+		}
+		if err := ps.cycle(ctx, cons); err != nil {
+			if ctx.Err() == nil && pause == 0 {
+				log.Warn().Err(err).Msg("fetching events; retrying")
+			}
+			cons = nil
+			pause = nextPause(pause)
+			continue
+		}
+		pause = 0
+	}
+}
+
+// cycle pulls what the partition has (waiting for a first event) within
+// the byte budget and routes it.
+func (ps *partitions) cycle(ctx context.Context, cons jetstream.Consumer) error {
+	msgs, err := fetch(ctx, cons, 1, 0, idleWait)
+	if err != nil || len(msgs) == 0 {
+		return err
+	}
+	held := heldBatch{budget: ps.budget, stats: ps.stats}
+	if held.reserve(ctx, ps.cfg.BatchMaxBytes, msgs) {
+		if room := ps.cfg.BatchMaxBytes - len(msgs[0].Data()); room > 0 {
+			more, err := fetch(ctx, cons, ps.cfg.BatchMaxEvents-1, room, 0)
+			msgs = append(msgs, more...)
+			if err != nil && ctx.Err() == nil {
+				ps.log.Debug().Err(err).Msg("filling a partition batch")
+			}
+		}
+		held.shrink(msgs)
+	}
+	// Every registry change made before these events were published is
+	// applied before they are routed: a webhook created just before an
+	// event gets it.
+	if err := ps.idx.syncAfter(ctx, time.Now()); err != nil && ctx.Err() == nil {
+		ps.log.Debug().Err(err).Msg("syncing the webhook index")
+	}
+	budgeted := held.n > 0
+	held.n = 0 // each event's bytes now go back with its fan
+	for _, m := range msgs {
+		release := func() {}
+		if budgeted {
+			n := int64(len(m.Data()))
+			release = func() {
+				ps.budget.Release(n)
+				ps.stats.BufferedBytes.Add(-n)
+			}
+		}
+		ps.route(ctx, m, release)
+	}
+	return nil
+}
+
+// route fans m out to the webhooks of its account subscribed to its
+// topic that were active when it was stored.
+func (ps *partitions) route(ctx context.Context, m jetstream.Msg, release func()) {
+	subject := unpartition(m.Subject())
+	topic, account, err := ParseSubject(subject, ps.cfg.DefaultAccount)
+	if err != nil || !validAccount(account) {
+		ps.dead.set(ctx, m, "bad_subject", "subject is not <topic> or <topic>.<account>")
+		release()
+		return
+	}
+	ps.topics.note(account, topic)
+	md, err := m.Metadata()
+	if err != nil {
+		_ = m.Nak()
+		release()
+		return
+	}
+	targets := ps.idx.Targets(account, topic)
+	n := 0
+	for _, w := range targets {
+		if !md.Timestamp.Before(w.ActiveSince) {
+			n++
+		}
+	}
+	if n == 0 {
+		_ = m.Ack()
+		release()
+		return
+	}
+	f := &fan{msg: m, subject: subject, release: release, left: n}
+	for _, w := range targets {
+		if !md.Timestamp.Before(w.ActiveSince) {
+			ps.hooks.push(w.ID, &share{f: f, webhook: w.ID, retry: ps.retry})
+		}
+	}
+}
+
+// stopAll stops every partition (shutdown).
+func (ps *partitions) stopAll() {
+	ps.mu.Lock()
+	ks := make([]int, 0, len(ps.running))
+	for k := range ps.running {
+		ks = append(ks, k)
+	}
+	ps.mu.Unlock()
+	for _, k := range ks {
+		ps.stop(k)
+	}
+}
+
+// topicNoter adds topics seen on partitions to their account's catalog,
+// once per topic per replica, off the fetch loop.
+type topicNoter struct {
+	cat  topicCatalog
+	log  zerolog.Logger
+	seen sync.Map // account + "\x00" + topic -> true
+	work chan [2]string
+}
+
+func newTopicNoter(cat topicCatalog, log zerolog.Logger) *topicNoter {
+	return &topicNoter{cat: cat, log: log, work: make(chan [2]string, 1024)}
+}
+
+func (t *topicNoter) note(account, topic string) {
+	key := account + "\x00" + topic
+	if _, ok := t.seen.Load(key); ok {
+		return
+	}
+	select {
+	case t.work <- [2]string{account, topic}:
+		t.seen.Store(key, true)
+	default: // busy: noted again with a later event
+	}
+}
+
+// Run records noted topics until ctx is done.
+func (t *topicNoter) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case at := <-t.work:
+			if err := t.cat.AddTopics(ctx, at[0], at[1]); err != nil {
+				t.seen.Delete(at[0] + "\x00" + at[1]) // Redis away: again next time
+			}
+		}
+	}
+}
