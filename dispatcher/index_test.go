@@ -208,11 +208,7 @@ func ixWait(tb testing.TB, what string, cond func() bool) {
 
 // ixTargets lists the names Targets returns.
 func ixTargets(x *index, account, topic string) []string {
-	var out []string
-	for _, w := range x.Targets(account, topic) {
-		out = append(out, w.Name)
-	}
-	return out
+	return ixNames(x.Targets(account, topic))
 }
 
 func ixLoaded(tb testing.TB, x *index) {
@@ -292,10 +288,23 @@ func TestIndexFollowsChanges(t *testing.T) {
 			}
 			return ixDiff(ixTargets(x, "a", ixSMS), []string{"a1"}) + ixDiff(ixTargets(x, "a", ixClick), nil)
 		}},
-		{"no-op update, then create", func() {
-			e.update(t, a1, subscriptions.Patch{Name: ptrTo("a1")})
+		{"a hint that changes nothing but State, then create", func() {
+			ctx := context.Background()
+			b := subscriptions.Backoff{Base: time.Second, Max: time.Second, DisableAfter: time.Hour}
+			if _, err := e.store.RecordFailure(ctx, a1.ID, subscriptions.Failure{Status: 500, StartedAt: time.Now()}, b); err != nil {
+				t.Fatal(err)
+			}
+			// A repeated feed entry, as a retried write script may leave.
+			if err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: "wh:changes", Values: []string{"id", a1.ID, "kind", "update"}}).Err(); err != nil {
+				t.Fatal(err)
+			}
 			e.create(t, "c", "c1", ixSMS)
-		}, []string{"nil->c1"}, nil},
+		}, []string{"nil->c1"}, func() string {
+			if w, _ := x.Get(a1.ID); w.State.ConsecutiveFailures != 1 {
+				return fmt.Sprintf("Get(a1).State.ConsecutiveFailures = %d, want 1 (refreshed by the hint)", w.State.ConsecutiveFailures)
+			}
+			return ""
+		}},
 	}
 	var got []string
 	for _, st := range steps {
