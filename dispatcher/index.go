@@ -60,16 +60,20 @@ type index struct {
 	allow func(ctx context.Context) (bool, error)
 	// onChange, when set, is called after each applied change, from
 	// Run's goroutine (never concurrently with itself, never with the
-	// index locked; lookups already see new). old is nil for a webhook
-	// the index did not hold, new is nil for one that is gone (deleted,
-	// or absent from a full reload). It is called only when the webhook
-	// appears, disappears, or a field other than State differs
-	// (Enabled, ActiveSince, EndpointURL, Secret, Topics, Name, ...), so
-	// a repeated feed entry or a delivery-state move is silent. A full
-	// reload reports every webhook that differs, in no particular order;
-	// the first load reports nothing (wait for Loaded, then read). It
-	// must not block: the feed waits for it. Set before Run.
-	onChange func(old, new *subscriptions.Webhook)
+	// index locked; lookups already return cur). old is what the index
+	// held before, nil for a webhook it did not hold; cur is what it
+	// holds now, nil for one that is gone (deleted, or absent from a
+	// full reload). A disabled webhook stays held (Get finds it,
+	// Targets does not), so a disable is (enabled, disabled), not a
+	// removal. It is called only when the webhook appears, disappears,
+	// or a field other than State differs (Enabled, ActiveSince,
+	// EndpointURL, Secret, Topics, Name, timestamps), so a repeated or
+	// stale feed entry, or a move of State alone, is silent (State is
+	// still refreshed). A full reload reports every webhook that
+	// differs, in no particular order; the first load reports nothing
+	// (wait for Loaded, then read). It must not block: the feed waits
+	// for it. Set before Run.
+	onChange func(old, cur *subscriptions.Webhook)
 
 	// block, retryMin and retryMax are indexBlock, indexRetryMin and
 	// indexRetryMax; tests shrink them.
@@ -177,6 +181,8 @@ func (x *index) Run(ctx context.Context) error {
 // reload replaces the index with a full load, if the gate allows it,
 // and returns the feed cursor to follow from. The head is read before
 // All, so a change landing during the load is read again from the feed.
+// The new generation is built beside the old one, which readers use
+// until the swap, so a reload briefly needs twice the index's memory.
 func (x *index) reload(ctx context.Context) (string, error) {
 	head, err := x.feed.ChangesHead(ctx)
 	if err != nil {
