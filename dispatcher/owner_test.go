@@ -102,7 +102,9 @@ func (b *ownerLog) lines(s string) []string {
 func testOwner(st partitionStore, tl *ownerTimeline, log *ownerLog) *owner {
 	o := newOwner(st, testPartitions, zerolog.New(log), nil, nil)
 	o.start, o.stop = tl.hooks(&o.replica)
-	o.tick, o.ttl, o.callTimeout = 50*time.Millisecond, 250*time.Millisecond, 50*time.Millisecond
+	// Calls get a generous 150ms so a loaded machine does not turn slow
+	// answers into failures; the fail-safe then stops a lease 200ms old.
+	o.tick, o.ttl, o.callTimeout = 50*time.Millisecond, 400*time.Millisecond, 150*time.Millisecond
 	return o
 }
 
@@ -171,6 +173,16 @@ func balancedOwners(s *subscriptions.Store, owners ...*owner) func() error {
 	}
 }
 
+// owners returns the partition leases in Redis or fails the test.
+func owners(tb testing.TB, s *subscriptions.Store) []string {
+	tb.Helper()
+	got, err := s.PartitionOwners(context.Background(), testPartitions)
+	if err != nil {
+		tb.Fatalf("PartitionOwners() = %v", err)
+	}
+	return got
+}
+
 func newPartitionStore(tb testing.TB) (*subscriptions.Store, *harness.Redis, *redis.Client) {
 	tb.Helper()
 	r := harness.StartRedis(tb)
@@ -227,11 +239,7 @@ func TestOwnerTakesAll(t *testing.T) {
 	if got := tl.consumers(); len(got) != 0 {
 		t.Errorf("consumers after shutdown = %v, want none", got)
 	}
-	owners, err := s.PartitionOwners(context.Background(), testPartitions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(make([]string, testPartitions), owners); diff != "" {
+	if diff := cmp.Diff(make([]string, testPartitions), owners(t, s)); diff != "" {
 		t.Errorf("leases after shutdown (-want +got):\n%s", diff)
 	}
 	if n := rdb.ZCard(context.Background(), "wp:replicas").Val(); n != 0 {
@@ -256,12 +264,8 @@ func TestOwnerRebalance(t *testing.T) {
 	waitOwners(t, "a, b and c split", balancedOwners(s, a, b, c))
 
 	stopB()
-	owners, err := s.PartitionOwners(context.Background(), testPartitions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if slices.Contains(owners, b.replica) {
-		t.Errorf("b's leases after a graceful stop: %v, want all released", owners)
+	if got := owners(t, s); slices.Contains(got, b.replica) {
+		t.Errorf("b's leases after a graceful stop: %v, want all released", got)
 	}
 	waitOwners(t, "a and c split after b left", balancedOwners(s, a, c))
 	tl.check(t)
