@@ -34,6 +34,8 @@ FUZZTIME  ?= 20000x
 test: deps sdk-deps build
 	$(GO) vet $(PKGS)
 	$(GO) test $(TESTFLAGS) $(PKGS)
+	@echo "end-to-end tests again with one consumer per webhook (--partitions 0)"
+	WEBHOOKD_TEST_PARTITIONS=0 $(GO) test $(TESTFLAGS) ./test
 	@$(MAKE) --no-print-directory fuzz
 
 # fuzz: a short run of every fuzz target (FUZZTIME=1m or 1000000x for longer).

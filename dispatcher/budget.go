@@ -50,6 +50,8 @@ func (h *heldBatch) shrink(msgs []jetstream.Msg) {
 	for _, m := range msgs {
 		used += int64(len(m.Data()))
 	}
+	// An event larger than the reservation keeps only the reservation:
+	// nothing more was taken from the budget.
 	if extra := h.n - used; extra > 0 {
 		h.budget.Release(extra)
 		h.stats.BufferedBytes.Add(-extra)

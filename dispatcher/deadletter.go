@@ -47,7 +47,7 @@ func (dl *deadLetterer) set(ctx context.Context, m jetstream.Msg, code, reason s
 	for k, v := range m.Headers() {
 		out.Header[k] = v
 	}
-	if id := out.Header.Get(jetstream.MsgIDHeader); id != "" {
+	if id := out.Header.Get(jetstream.MsgIDHeader); id != "" && out.Header.Get(HeaderMsgID) == "" {
 		out.Header.Set(HeaderMsgID, id)
 	}
 	seq := strconv.FormatUint(md.Sequence.Stream, 10)

@@ -131,7 +131,7 @@ func (d *Dispatcher) Stats() *Stats { return d.stats }
 // ActiveWebhooks is the number of webhooks this replica is consuming for.
 func (d *Dispatcher) ActiveWebhooks() int {
 	if d.part != nil {
-		return d.part.activeWebhooks()
+		return d.part.activeWebhooks(d.cfg)
 	}
 	return d.rec.fleet.size()
 }

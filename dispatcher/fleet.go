@@ -101,6 +101,9 @@ type runPlan struct {
 	idleWait time.Duration
 	// onIdle, when set, is called after a pull that found nothing.
 	onIdle func(ctx context.Context, id string)
+	// stale, when set, names fetched messages the webhook must not get
+	// (they are acknowledged and dropped).
+	stale func(w subscriptions.Webhook, m jetstream.Msg) bool
 }
 
 // eventPlan is per-webhook consumption's plan.

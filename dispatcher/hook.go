@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -24,6 +25,7 @@ type hooks struct {
 	idx     webhookLookup
 	log     zerolog.Logger
 	wg      sync.WaitGroup // pumps and their deliveries
+	closing atomic.Bool    // shutting down: queued events are handed back, not sent
 
 	mu sync.Mutex
 	m  map[string]*hook
@@ -149,6 +151,14 @@ func (hs *hooks) forget(h *hook) {
 // slot for divertAfter (a slow endpoint must not hold its partition).
 func (h *hook) send(batch []*share) {
 	hs := h.hs
+	if hs.closing.Load() {
+		for _, s := range batch {
+			if s.once() {
+				s.f.settle(false) // the next owner of the partition gets it
+			}
+		}
+		return
+	}
 	w, ok := hs.idx.Get(h.id)
 	if !ok || !w.Enabled {
 		for _, s := range batch {
@@ -230,6 +240,10 @@ func (h *hook) divert(batch []*share) {
 		_ = s.Nak()
 	}
 }
+
+// close makes every pump hand its queue back instead of sending it;
+// deliveries already started finish.
+func (hs *hooks) close() { hs.closing.Store(true) }
 
 // wait waits for every pump and delivery to end (shutdown).
 func (hs *hooks) wait() { hs.wg.Wait() }

@@ -70,3 +70,16 @@ func (x *index) retrying() []*subscriptions.Webhook {
 	}
 	return out
 }
+
+// countEnabled counts the enabled webhooks whose account mine accepts.
+func (x *index) countEnabled(mine func(account string) bool) int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	n := 0
+	for _, w := range x.data.byID {
+		if w.Enabled && mine(w.AccountID) {
+			n++
+		}
+	}
+	return n
+}

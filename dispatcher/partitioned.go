@@ -3,14 +3,11 @@ package dispatcher
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
-
-	"github.com/webhookd/webhookd/subscriptions"
 )
 
 // partitionedStore is what partitioned consumption needs from the
@@ -57,7 +54,7 @@ func newPartitioned(cfg Config, js jetstream.JetStream, store Store, c *courier,
 	p.retry = newRetrier(cfg, js, ps, log)
 	p.hooks = &hooks{cfg: cfg, slots: ps, courier: c, retry: p.retry, idx: p.idx, log: log, m: make(map[string]*hook)}
 	p.topics = newTopicNoter(ps, log)
-	p.parts = &partitions{cfg: cfg, js: js, idx: p.idx, hooks: p.hooks, retry: p.retry, dead: c.dead,
+	p.parts = &partitions{cfg: cfg, js: js, streams: rec.streams, idx: p.idx, hooks: p.hooks, retry: p.retry, dead: c.dead,
 		budget: budget, topics: p.topics, log: log, stats: stats, running: make(map[int]*partitionRun)}
 	p.keeper = &retryKeeper{cfg: cfg, js: js, idx: p.idx, flags: ps, log: log}
 	p.keeper.fleet = &fleet{cfg: cfg, plan: p.keeper.retryPlan(), js: js, slots: ps, courier: c, budget: budget,
@@ -75,6 +72,11 @@ func (p *partitioned) run(ctx context.Context, cfg Config, states stateStore, lo
 		p.retry.run()
 	}()
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		<-gctx.Done()
+		p.hooks.close() // at once: queued events go back, for the next owner
+		return nil
+	})
 	g.Go(func() error { return p.idx.Run(gctx) })
 	g.Go(func() error { return p.topics.Run(gctx) })
 	g.Go(func() error { return p.keeper.Run(gctx) })
@@ -94,13 +96,12 @@ func (p *partitioned) run(ctx context.Context, cfg Config, states stateStore, lo
 }
 
 // activeWebhooks is what ActiveWebhooks reports under partitioned
-// consumption: the webhooks with a queue or a retry runner here.
-func (p *partitioned) activeWebhooks() int {
-	p.hooks.mu.Lock()
-	n := len(p.hooks.m)
-	p.hooks.mu.Unlock()
-	return n + p.keeper.fleet.size()
+// consumption: the enabled webhooks whose partition this replica owns.
+// It scans the index (tens of ns a webhook), fine at scrape intervals.
+func (p *partitioned) activeWebhooks(cfg Config) int {
+	owned := make(map[int]bool)
+	for _, k := range p.owner.owned() {
+		owned[k] = true
+	}
+	return p.idx.countEnabled(func(account string) bool { return owned[partitionOf(account, cfg.Partitions)] })
 }
-
-var _ = subscriptions.ErrNotFound
-var _ = time.Second

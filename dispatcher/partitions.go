@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -13,16 +14,17 @@ import (
 // partitions runs this replica's partition consumers: start and stop are
 // the owner's callbacks (owner.go), called as leases are won and given up.
 type partitions struct {
-	cfg    Config
-	js     jetstream.JetStream
-	idx    *index
-	hooks  *hooks
-	retry  *retrier
-	dead   *deadLetterer
-	budget *semaphore.Weighted
-	topics *topicNoter
-	log    zerolog.Logger
-	stats  *Stats
+	cfg     Config
+	js      jetstream.JetStream
+	streams *streams
+	idx     *index
+	hooks   *hooks
+	retry   *retrier
+	dead    *deadLetterer
+	budget  *semaphore.Weighted
+	topics  *topicNoter
+	log     zerolog.Logger
+	stats   *Stats
 
 	mu      sync.Mutex
 	running map[int]*partitionRun
@@ -79,6 +81,15 @@ func (ps *partitions) consume(ctx context.Context, k int) {
 		}
 		if cons == nil {
 			c, err := ensurePartition(ctx, ps.js, ps.cfg, k)
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				// The server lost the stream (restarted without its
+				// store, or an operator deleted it): recreate it rather
+				// than stall. Whatever it held is gone.
+				log.Error().Str("stream", ps.cfg.Stream).Msg("event stream missing on the NATS server; recreating it")
+				if err = ps.streams.create(ctx); err == nil {
+					c, err = ensurePartition(ctx, ps.js, ps.cfg, k)
+				}
+			}
 			if err != nil {
 				if ctx.Err() == nil && pause == 0 {
 					log.Warn().Err(err).Msg("partition consumer; retrying")
@@ -124,18 +135,26 @@ func (ps *partitions) cycle(ctx context.Context, cons jetstream.Consumer) error 
 	if err := ps.idx.syncAfter(ctx, time.Now()); err != nil && ctx.Err() == nil {
 		ps.log.Debug().Err(err).Msg("syncing the webhook index")
 	}
-	budgeted := held.n > 0
-	held.n = 0 // each event's bytes now go back with its fan
+	// Each event's bytes now go back with its fan. An event larger than
+	// the reservation (one too large for any request) carries only what
+	// was reserved.
+	left := held.n
+	held.n = 0
 	for _, m := range msgs {
+		n := min(int64(len(m.Data())), left)
+		left -= n
 		release := func() {}
-		if budgeted {
-			n := int64(len(m.Data()))
+		if n > 0 {
 			release = func() {
 				ps.budget.Release(n)
 				ps.stats.BufferedBytes.Add(-n)
 			}
 		}
 		ps.route(ctx, m, release)
+	}
+	if left > 0 {
+		ps.budget.Release(left)
+		ps.stats.BufferedBytes.Add(-left)
 	}
 	return nil
 }

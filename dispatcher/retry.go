@@ -9,6 +9,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+
+	"github.com/webhookd/webhookd/subscriptions"
 )
 
 // Retry subjects (partitioned consumption). A webhook whose request
@@ -28,8 +30,13 @@ import (
 // retryPrefix is the subject prefix of retry subjects.
 const retryPrefix = "webhookd.retry"
 
-// headerOrigin carries a retried event's original subject.
-const headerOrigin = "Webhookd-Subject"
+// Headers of a retried event: its original subject, and when the event
+// stream stored it (unix nanoseconds), so a webhook re-enabled since
+// never gets it (a re-enable delivers only new events).
+const (
+	headerOrigin   = "Webhookd-Subject"
+	headerStoredAt = "Webhookd-Stored-At"
+)
 
 func retrySubject(id string) string  { return retryPrefix + "." + id }
 func retryConsumer(id string) string { return "rt_" + id }
@@ -74,7 +81,11 @@ func (rt *retrier) divert(s *share) {
 		m.Header[k] = v
 	}
 	m.Header.Set(headerOrigin, s.Subject())
+	if id := s.Headers().Get(jetstream.MsgIDHeader); id != "" {
+		m.Header.Set(HeaderMsgID, id) // the producer's; Nats-Msg-Id becomes the divert's
+	}
 	if md, err := s.Metadata(); err == nil {
+		m.Header.Set(headerStoredAt, strconv.FormatInt(md.Timestamp.UnixNano(), 10))
 		m.Header.Set(jetstream.MsgIDHeader, md.Stream+":"+strconv.FormatUint(md.Sequence.Stream, 10)+":"+
 			strconv.FormatInt(md.Timestamp.UnixNano(), 10)+":"+s.webhook)
 	}
@@ -136,12 +147,35 @@ func (rt *retrier) close() { close(rt.work) }
 // retryMsg is a message of the retry stream, seen as its original event.
 type retryMsg struct{ jetstream.Msg }
 
+// Headers are the event's headers as published: Nats-Msg-Id is the
+// producer's again (the retry stream's copy carries its own, for
+// deduplicating diverts), so an event without data.id keeps its
+// external_id.
+func (m retryMsg) Headers() nats.Header {
+	h := nats.Header{}
+	for k, v := range m.Msg.Headers() {
+		h[k] = v
+	}
+	h.Del(jetstream.MsgIDHeader)
+	if id := h.Get(HeaderMsgID); id != "" {
+		h.Set(jetstream.MsgIDHeader, id)
+	}
+	return h
+}
+
 // Subject is the subject the event was first published on.
 func (m retryMsg) Subject() string {
 	if s := m.Headers().Get(headerOrigin); s != "" {
 		return s
 	}
 	return m.Msg.Subject()
+}
+
+// staleRetry reports whether retried event m predates w's current
+// activation: it was waiting when w was disabled, and w was enabled again.
+func staleRetry(w subscriptions.Webhook, m jetstream.Msg) bool {
+	ns, err := strconv.ParseInt(m.Headers().Get(headerStoredAt), 10, 64)
+	return err == nil && time.Unix(0, ns).Before(w.ActiveSince)
 }
 
 // retryConsumerConfig is the consumer of webhook id's retry subject.

@@ -34,6 +34,7 @@ func (k *retryKeeper) retryPlan() runPlan {
 		wrap:     func(m jetstream.Msg) jetstream.Msg { return retryMsg{m} },
 		idleWait: 2 * time.Second,
 		onIdle:   k.drained,
+		stale:    staleRetry,
 	}
 }
 
@@ -105,6 +106,9 @@ func (k *retryKeeper) tick(ctx context.Context) {
 			continue
 		}
 		w, ok := k.idx.Get(id)
+		if ok {
+			k.fleet.run(ctx, *w) // the runner judges staleness by the current record
+		}
 		switch {
 		case !ok || !w.Enabled:
 			k.fleet.stop(id)

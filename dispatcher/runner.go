@@ -165,6 +165,17 @@ func (r *runner) cycle(ctx context.Context, cons jetstream.Consumer) (time.Durat
 			msgs[i] = r.plan.wrap(m)
 		}
 	}
+	if r.plan.stale != nil {
+		w, keep := *r.wh.Load(), msgs[:0]
+		for _, m := range msgs {
+			if r.plan.stale(w, m) {
+				_ = m.Ack()
+			} else {
+				keep = append(keep, m)
+			}
+		}
+		msgs = keep
+	}
 
 	// 4. Deliver concurrently; the slot, the local gate and the bytes are
 	// released when the delivery is done.

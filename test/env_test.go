@@ -3,7 +3,9 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -118,8 +120,20 @@ func (e *env) create(account, url string, topics ...string) subscriptions.Webhoo
 }
 
 // waitConsumer waits until the webhook's consumer exists (or is gone).
+// Under partitioned consumption a webhook has none: a registry change
+// reaches routing before any event published after it, so it waits only
+// for a dispatcher to have made the partition consumers.
 func (e *env) waitConsumer(id string, exists bool) {
 	e.t.Helper()
+	if n := testPartitions(); n > 0 {
+		if exists {
+			waitFor(e.t, 10*time.Second, "partition consumers", func() bool {
+				_, err := e.js.Consumer(context.Background(), "EVENTS", "part_"+strconv.Itoa(n-1))
+				return err == nil
+			})
+		}
+		return
+	}
 	waitFor(e.t, 10*time.Second, "consumer of "+id, func() bool {
 		_, err := e.js.Consumer(context.Background(), "EVENTS", "wh_"+id)
 		return (err == nil) == exists
@@ -132,6 +146,10 @@ func (e *env) waitConsumer(id string, exists bool) {
 // positive marker that lets a test assert that an event never came.
 func (e *env) waitIdle(id string) {
 	e.t.Helper()
+	if n := testPartitions(); n > 0 {
+		e.waitPartitionsIdle(n, id)
+		return
+	}
 	waitFor(e.t, 15*time.Second, "consumer of "+id+" idle", func() bool {
 		c, err := e.js.Consumer(context.Background(), "EVENTS", "wh_"+id)
 		if err != nil {
@@ -146,6 +164,9 @@ func (e *env) waitIdle(id string) {
 // other topic: a topic change has reached the stream.
 func (e *env) waitFilters(id, topic string) {
 	e.t.Helper()
+	if testPartitions() > 0 {
+		return
+	}
 	waitFor(e.t, 10*time.Second, "consumer of "+id+" on "+topic+" only", func() bool {
 		c, err := e.js.Consumer(context.Background(), "EVENTS", "wh_"+id)
 		if err != nil {
@@ -280,10 +301,51 @@ func call(t testing.TB, method, url, body string, out any) int {
 	return resp.StatusCode
 }
 
-// testPartitions is the consumption model the suite runs: 0 (one
-// consumer per webhook) unless WEBHOOKD_TEST_PARTITIONS names a number
-// of partitions; `make test` runs the suite both ways.
+// testPartitions is the consumption model the suite runs: serve's
+// default, 16 partitions, unless WEBHOOKD_TEST_PARTITIONS says otherwise
+// (0: one consumer per webhook); `make test` runs the suite both ways.
 func testPartitions() int {
-	n, _ := strconv.Atoi(os.Getenv("WEBHOOKD_TEST_PARTITIONS"))
+	n, err := strconv.Atoi(os.Getenv("WEBHOOKD_TEST_PARTITIONS"))
+	if err != nil {
+		return 16
+	}
 	return n
+}
+
+// waitPartitionsIdle is waitIdle under partitioned consumption: every
+// partition consumer, and the webhook's retry consumer if it has one,
+// has nothing pending and nothing unacknowledged.
+func (e *env) waitPartitionsIdle(n int, id string) {
+	e.t.Helper()
+	idle := func(stream, name string) bool {
+		c, err := e.js.Consumer(context.Background(), stream, name)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return stream == "EVENTS_RETRY"
+		}
+		if err != nil {
+			return false
+		}
+		info := c.CachedInfo()
+		return info.NumPending == 0 && info.NumAckPending == 0
+	}
+	waitFor(e.t, 15*time.Second, "partitions idle for "+id, func() bool {
+		for k := range n {
+			if !idle("EVENTS", "part_"+strconv.Itoa(k)) {
+				return false
+			}
+		}
+		return idle("EVENTS_RETRY", "rt_"+id)
+	})
+}
+
+// consumerOf names the consumer that carries w's events: its own, or
+// under partitioned consumption its account's partition consumer (the
+// partition nats-server's partition() function picks: FNV-1a mod n).
+func consumerOf(w subscriptions.Webhook) string {
+	if n := testPartitions(); n > 0 {
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(w.AccountID))
+		return "part_" + strconv.Itoa(int(h.Sum32()%uint32(n)))
+	}
+	return "wh_" + w.ID
 }

@@ -19,7 +19,7 @@ func TestLostConsumerAndStreamRecreated(t *testing.T) {
 	waitDelivered(t, sink, e.publish(topicSMS, "before", 5), 10*time.Second)
 
 	ctx := context.Background()
-	if err := e.js.DeleteConsumer(ctx, "EVENTS", "wh_"+w.ID); err != nil {
+	if err := e.js.DeleteConsumer(ctx, "EVENTS", consumerOf(w)); err != nil {
 		t.Fatal(err)
 	}
 	e.waitConsumer(w.ID, true)

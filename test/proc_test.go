@@ -99,9 +99,7 @@ func (e *env) startWebhookd(extra ...string) *proc {
 		"--backoff-base", "200ms",
 		"--backoff-max", "2s",
 	}
-	if n := testPartitions(); n > 0 {
-		args = append(args, "--partitions", strconv.Itoa(n))
-	}
+	args = append(args, "--partitions", strconv.Itoa(testPartitions()))
 	return startProc(e.t, append(args, extra...)...)
 }
 

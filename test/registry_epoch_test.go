@@ -39,11 +39,11 @@ func TestRedisBackEmptyIsRefused(t *testing.T) {
 	for i := range sinks {
 		sinks[i] = NewSink(t, testSecret)
 		w := e.create("default", sinks[i].URL, topicSMS)
-		c, err := e.js.Consumer(ctx, "EVENTS", "wh_"+w.ID)
+		c, err := e.js.Consumer(ctx, "EVENTS", consumerOf(w))
 		if err != nil {
 			t.Fatal(err)
 		}
-		created[w.ID] = c.CachedInfo().Created
+		created[consumerOf(w)] = c.CachedInfo().Created
 	}
 	before := e.publish(topicSMS, "before", 20)
 	for _, s := range sinks {
@@ -52,7 +52,7 @@ func TestRedisBackEmptyIsRefused(t *testing.T) {
 	missing := func() []string {
 		var out []string
 		for id := range created {
-			if _, err := e.js.Consumer(ctx, "EVENTS", "wh_"+id); err != nil {
+			if _, err := e.js.Consumer(ctx, "EVENTS", id); err != nil {
 				out = append(out, id)
 			}
 		}
@@ -88,7 +88,7 @@ func TestRedisBackEmptyIsRefused(t *testing.T) {
 		}
 	}
 	for id, at := range created {
-		c, err := e.js.Consumer(ctx, "EVENTS", "wh_"+id)
+		c, err := e.js.Consumer(ctx, "EVENTS", id)
 		if err != nil || !c.CachedInfo().Created.Equal(at) {
 			t.Errorf("consumer of %s was deleted or recreated (err %v)", id, err)
 		}

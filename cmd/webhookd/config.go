@@ -115,7 +115,7 @@ func newServeFlags(cfg *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.DisableAfter, "disable-after", 48*time.Hour, "continuous error time before a webhook is disabled")
 	cfg.MaxBufferedBytes = dispatcher.DefaultMaxBufferedBytes
 	fs.Var(&cfg.MaxBufferedBytes, "max-buffered-bytes", "bytes of fetched events a replica holds at once across all webhooks, at least --batch-max-bytes (256MiB)")
-	fs.IntVar(&cfg.Partitions, "partitions", 0, "partitioned consumption with this many partitions (16 recommended; README, Operations), 0-256; 0: one consumer per webhook. Fixed for the life of the event stream")
+	fs.IntVar(&cfg.Partitions, "partitions", 16, "event partitions, 1-256, each consumed by one replica at a time (README, Operations); 0: one consumer per webhook, the earlier model. Fixed for the life of the event stream")
 	fs.BoolVar(&cfg.AdoptRegistry, "adopt-registry", false, "accept the registry found in Redis even though it is not the one this deployment delivered for (after a deliberate replacement; see README, Operations)")
 	fs.DurationVar(&cfg.SemaphoreLease, "semaphore-lease", 30*time.Second, "lease of an in-flight slot, at least 2×--delivery-timeout + --batch-linger + 1s (a crashed replica's slots return after it)")
 

@@ -31,7 +31,7 @@ func TestServeDefaults(t *testing.T) {
 		DeliveryTimeout: 5 * time.Second, MaxInFlight: 10, BatchMaxEvents: 1000, BatchMaxBytes: batcher.DefaultMaxBytes,
 		BatchLinger: 200 * time.Millisecond, BackoffBase: time.Second, BackoffMax: time.Hour,
 		DisableAfter: 48 * time.Hour, SemaphoreLease: 30 * time.Second, LogLevel: "info", LogFormat: "json",
-		MaxBufferedBytes: dispatcher.DefaultMaxBufferedBytes,
+		MaxBufferedBytes: dispatcher.DefaultMaxBufferedBytes, Partitions: 16,
 	}
 	if diff := cmp.Diff(want, cfg); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)

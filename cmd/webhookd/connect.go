@@ -45,6 +45,10 @@ func connectRedis(ctx context.Context, flagName, rawURL string) (*redis.Client, 
 	if err != nil {
 		return nil, &flagError{Flag: flagName, Value: redactURL(rawURL), Err: withoutSecrets(err, rawURL)}
 	}
+	// Honour context deadlines on a hung connection: the partition owner
+	// and the delivery path bound every Redis call and must get their
+	// time back (go-redis ignores deadlines unless told).
+	opts.ContextTimeoutEnabled = true
 	rdb := redis.NewClient(opts)
 	pctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
