@@ -71,7 +71,7 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte, msgID string) {
 		got, err := Parse(body, msgID)
 		if fault := jsonref.Fault(body, envelopeDepth); fault != nil {
-			if want := fromScan(fault); err != want {
+			if want := fromScan(fault); !errors.Is(err, want) {
 				t.Fatalf("Parse(%q) = %q, %v; want %v", body, got, err, want)
 			}
 			return

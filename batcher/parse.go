@@ -1,6 +1,10 @@
 package batcher
 
-import "github.com/webhookd/webhookd/batcher/jsonscan"
+import (
+	"errors"
+
+	"github.com/webhookd/webhookd/batcher/jsonscan"
+)
 
 // Parse validates an event message body and returns its external id. The
 // body must be a JSON object that common receivers' parsers accept once
@@ -39,12 +43,12 @@ func Parse(body []byte, msgID string) (string, error) {
 
 // fromScan translates a jsonscan error into this package's.
 func fromScan(err error) error {
-	switch err {
-	case jsonscan.ErrUTF8:
+	switch {
+	case errors.Is(err, jsonscan.ErrUTF8):
 		return ErrNotUTF8
-	case jsonscan.ErrDepth:
+	case errors.Is(err, jsonscan.ErrDepth):
 		return ErrTooDeep
-	case jsonscan.ErrRange:
+	case errors.Is(err, jsonscan.ErrRange):
 		return ErrNumberRange
 	}
 	return ErrNotJSON

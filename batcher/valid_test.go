@@ -2,6 +2,7 @@ package batcher
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
@@ -36,7 +37,7 @@ func TestScanMatchesReference(t *testing.T) {
 	}
 	for _, c := range cases {
 		_, _, _, got := scan([]byte(c))
-		if want := jsonref.Fault([]byte(c), envelopeDepth); got != want {
+		if want := jsonref.Fault([]byte(c), envelopeDepth); !errors.Is(got, want) {
 			t.Errorf("scan(%.50q) = %v, want %v", c, got, want)
 		}
 		if got == nil && !json.Valid([]byte(c)) {

@@ -79,7 +79,7 @@ func New(cfg Config, js jetstream.JetStream, store Store, log zerolog.Logger) (*
 		return nil, fmt.Errorf("dispatcher: MaxBufferedBytes %d is less than BatchMaxBytes %d", cfg.MaxBufferedBytes, cfg.BatchMaxBytes)
 	}
 	stats := new(Stats)
-	st := &streams{cfg: cfg, js: js, log: log}
+	st := &streams{cfg: cfg, js: js, log: log, registryEpoch: store.EnsureEpoch}
 	c := &courier{
 		cfg:    cfg,
 		slots:  store,

@@ -22,15 +22,14 @@ type partitionedStore interface {
 
 // partitioned is partitioned consumption's parts, composed by Run.
 type partitioned struct {
-	idx     *index
-	retry   *retrier
-	hooks   *hooks
-	parts   *partitions
-	keeper  *retryKeeper
-	owner   *owner
-	topics  *topicNoter
-	budget  *semaphore.Weighted
-	adopted bool
+	idx    *index
+	retry  *retrier
+	hooks  *hooks
+	parts  *partitions
+	keeper *retryKeeper
+	owner  *owner
+	topics *topicNoter
+	budget *semaphore.Weighted
 }
 
 func newPartitioned(cfg Config, js jetstream.JetStream, store Store, c *courier, rec *reconciler,
