@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,6 +19,19 @@ const (
 	HeaderSequence = "Webhookd-Stream-Seq"  // its sequence in the event stream
 	HeaderMsgID    = "Webhookd-Msg-Id"      // the producer's Nats-Msg-Id, if any
 )
+
+// copyHeaders copies an event's headers onto a republished copy, except
+// the Nats-* headers: they are instructions to the stream that stored the
+// event (Nats-Expected-Stream, Nats-Expected-Last-Sequence, Nats-TTL,
+// Nats-Rollup, Nats-Msg-Id...), which another stream would refuse or
+// misapply, so the copy would never be stored.
+func copyHeaders(dst, src nats.Header) {
+	for k, v := range src {
+		if !strings.HasPrefix(k, "Nats-") {
+			dst[k] = v
+		}
+	}
+}
 
 // deadLetterer sets events aside on <prefix>.<code>.
 type deadLetterer struct {
@@ -44,10 +58,8 @@ func (dl *deadLetterer) set(ctx context.Context, m jetstream.Msg, code, reason s
 	}
 	out := nats.NewMsg(dl.prefix + "." + code)
 	out.Data = m.Data()
-	for k, v := range m.Headers() {
-		out.Header[k] = v
-	}
-	if id := out.Header.Get(jetstream.MsgIDHeader); id != "" && out.Header.Get(HeaderMsgID) == "" {
+	copyHeaders(out.Header, m.Headers())
+	if id := m.Headers().Get(jetstream.MsgIDHeader); id != "" && out.Header.Get(HeaderMsgID) == "" {
 		out.Header.Set(HeaderMsgID, id)
 	}
 	seq := strconv.FormatUint(md.Sequence.Stream, 10)

@@ -113,10 +113,10 @@ func New(cfg Config, js jetstream.JetStream, store Store, log zerolog.Logger) (*
 		applied: make(map[string]string),
 		problem: make(map[string]string),
 	}
-	fleet.heal = rec.requestFullPass
+	fleet.heal = func(string) { rec.requestFullPass() }
 	d := &Dispatcher{cfg: cfg, streams: st, store: store, log: log, rec: rec, stats: stats}
 	if cfg.Partitions > 0 {
-		p, err := newPartitioned(cfg, js, store, c, rec, fleet.budget, log, stats)
+		p, err := newPartitioned(cfg, js, store, c, rec, log, stats)
 		if err != nil {
 			return nil, err
 		}

@@ -36,11 +36,23 @@ func (f *fan) settle(ok bool) {
 		return
 	}
 	if failed {
-		_ = f.msg.NakWithDelay(time.Second)
+		_ = f.msg.NakWithDelay(handBackDelay(f.msg))
 	} else {
 		_ = f.msg.Ack()
 	}
 	f.release()
+}
+
+// handBackDelay is how long an event handed back whole waits: a second,
+// doubling with each delivery up to a minute, so that a cause that lasts
+// (Redis away, a retry stream refusing copies) does not cycle the whole
+// backlog every second.
+func handBackDelay(m jetstream.Msg) time.Duration {
+	n := uint64(1)
+	if md, err := m.Metadata(); err == nil {
+		n = max(n, md.NumDelivered)
+	}
+	return time.Second << min(n-1, 6)
 }
 
 // share is one webhook's part of a fan. It is a jetstream.Msg, so the
@@ -52,6 +64,7 @@ type share struct {
 	f       *fan
 	webhook string
 	retry   *retrier
+	queued  time.Time // when it joined its webhook's queue
 
 	mu   sync.Mutex
 	done bool

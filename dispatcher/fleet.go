@@ -24,7 +24,7 @@ type fleet struct {
 	budget  *semaphore.Weighted // bytes of fetched events held, across webhooks
 	log     zerolog.Logger
 	stats   *Stats
-	heal    func() // asks the reconciler for a full pass
+	heal    func(id string) // webhook id's consumer is missing: have it made again
 
 	mu      sync.Mutex
 	runners map[string]*runner

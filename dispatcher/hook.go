@@ -63,6 +63,7 @@ func (hs *hooks) push(id string, s *share) {
 }
 
 func (h *hook) push(s *share) {
+	s.queued = time.Now()
 	h.mu.Lock()
 	h.q = append(h.q, s)
 	h.bytes += len(s.Data())
@@ -103,6 +104,10 @@ func (h *hook) pump() {
 func (h *hook) next() []*share {
 	cfg := h.hs.cfg
 	for {
+		if old := h.overdue(); len(old) > 0 {
+			h.divert(old) // a slow endpoint: its events leave the partition
+			continue
+		}
 		h.mu.Lock()
 		if len(h.q) == 0 {
 			h.running = false
@@ -135,6 +140,30 @@ func (h *hook) next() []*share {
 	}
 }
 
+// overdue takes the queued shares that have waited longer than
+// divertAfter: the endpoint is too slow for its traffic, and they must
+// leave the partition (for the retry subject) well within AckWait.
+func (h *hook) overdue() []*share {
+	limit := time.Now().Add(-h.hs.divertAfter())
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n, size := 0, 0
+	for n < len(h.q) && h.q[n].queued.Before(limit) {
+		size += len(h.q[n].Data())
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	old := append([]*share(nil), h.q[:n]...)
+	h.q = append(h.q[:0:0], h.q[n:]...)
+	h.bytes -= size
+	if len(h.q) > 0 {
+		h.first = h.q[0].queued
+	}
+	return old
+}
+
 // forget drops an idle hook, unless events arrived meanwhile.
 func (hs *hooks) forget(h *hook) {
 	hs.mu.Lock()
@@ -164,6 +193,10 @@ func (h *hook) send(batch []*share) {
 		for _, s := range batch {
 			_ = s.Ack() // deleted or disabled: its events are dropped
 		}
+		return
+	}
+	batch = dropStale(*w, batch)
+	if len(batch) == 0 {
 		return
 	}
 	if w.State.Retrying {
@@ -228,6 +261,21 @@ func (h *hook) send(batch []*share) {
 			return
 		}
 	}
+}
+
+// dropStale acknowledges (drops) the shares stored before w's current
+// activation: they were queued when w was disabled, and it was enabled
+// again since (a re-enable delivers only new events).
+func dropStale(w subscriptions.Webhook, batch []*share) []*share {
+	keep := batch[:0]
+	for _, s := range batch {
+		if md, err := s.Metadata(); err == nil && md.Timestamp.Before(w.ActiveSince) {
+			_ = s.Ack()
+			continue
+		}
+		keep = append(keep, s)
+	}
+	return keep
 }
 
 // divertAfter is how long a batch may wait for a slot before it moves to

@@ -86,8 +86,8 @@ type index struct {
 	data *indexData
 
 	pos      atomic.Pointer[string] // Run's feed cursor, for syncAfter
-	syncMu   sync.Mutex
-	syncedAt time.Time // start of the last completed syncAfter read
+	syncSem  chan struct{}          // one syncAfter at a time; waiters give up with their ctx
+	syncedAt time.Time              // start of the last completed syncAfter read
 }
 
 // newIndex returns an empty index reading f. Events on a bare topic
@@ -96,7 +96,7 @@ func newIndex(f indexFeed, defaultAccount string, log zerolog.Logger) *index {
 	return &index{
 		feed: f, defaultAccount: defaultAccount, log: log,
 		block: indexBlock, retryMin: indexRetryMin, retryMax: indexRetryMax,
-		loaded: make(chan struct{}), data: newIndexData(0),
+		loaded: make(chan struct{}), data: newIndexData(0), syncSem: make(chan struct{}, 1),
 	}
 }
 

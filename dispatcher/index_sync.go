@@ -18,20 +18,24 @@ import (
 // entries without moving Run's cursor; Run applies them again, which is
 // harmless (applying reads the webhook as it is now).
 func (x *index) syncAfter(ctx context.Context, t time.Time) error {
-	x.syncMu.Lock()
-	defer x.syncMu.Unlock()
+	select {
+	case x.syncSem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-x.syncSem }()
 	if x.syncedAt.After(t) {
 		return nil
 	}
 	cursor := x.pos.Load()
 	if cursor == nil {
-		return nil // not loaded: routing waits for Loaded anyway
+		return errIndexNotFollowing
 	}
 	start := time.Now()
 	for at := *cursor; ; {
 		cs, next, err := x.feed.Changes(ctx, at, indexBatch, 0)
 		if errors.Is(err, subscriptions.ErrChangesTrimmed) {
-			return nil // Run reloads
+			return err // Run reloads; until then the index is not known fresh
 		}
 		if err != nil {
 			return err
@@ -55,6 +59,9 @@ func (x *index) syncAfter(ctx context.Context, t time.Time) error {
 	x.syncedAt = start
 	return nil
 }
+
+// errIndexNotFollowing: the index has not started following the feed.
+var errIndexNotFollowing = errors.New("dispatcher: the webhook index is not following the change feed yet")
 
 // retrying returns the enabled webhooks whose retrying flag is set.
 // It scans the index (about 10 ns a webhook), so callers poll it at the

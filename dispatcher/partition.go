@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 )
 
 // Partitioned consumption (Config.Partitions > 0; README, Operations,
@@ -97,12 +99,31 @@ func unpartition(subject string) string {
 	return subject
 }
 
-// ensurePartition creates partition k's consumer if it is missing and
-// returns it.
-func ensurePartition(ctx context.Context, js jetstream.JetStream, cfg Config, k int) (jetstream.Consumer, error) {
+// healStart is how far back a partition consumer found missing after
+// start-up is made to begin: the events it had not acknowledged come
+// again (duplicates), without resending the stream's whole history.
+const healStart = 5 * time.Minute
+
+// ensurePartition returns partition k's consumer, creating it if it is
+// missing: from the start of the stream when the streams are made
+// (fresh), else from healStart ago, logged.
+func ensurePartition(ctx context.Context, js jetstream.JetStream, cfg Config, k int, fresh bool, log zerolog.Logger) (jetstream.Consumer, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	c, err := js.CreateOrUpdateConsumer(ctx, cfg.Stream, cfg.partitionConsumerConfig(k))
+	c, err := js.Consumer(ctx, cfg.Stream, partitionConsumer(k))
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		cc := cfg.partitionConsumerConfig(k)
+		if !fresh {
+			start := time.Now().Add(-healStart)
+			cc.DeliverPolicy, cc.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
+			log.Error().Int("partition", k).Dur("duration", healStart).
+				Msg("partition consumer missing on the NATS server; recreated, re-reading its recent events")
+		}
+		c, err = js.CreateConsumer(ctx, cfg.Stream, cc)
+		if errors.Is(err, jetstream.ErrConsumerExists) {
+			c, err = js.Consumer(ctx, cfg.Stream, partitionConsumer(k))
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("partition %d consumer: %w", k, err)
 	}

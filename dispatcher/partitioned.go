@@ -33,12 +33,17 @@ type partitioned struct {
 }
 
 func newPartitioned(cfg Config, js jetstream.JetStream, store Store, c *courier, rec *reconciler,
-	budget *semaphore.Weighted, log zerolog.Logger, stats *Stats) (*partitioned, error) {
+	log zerolog.Logger, stats *Stats) (*partitioned, error) {
 	ps, ok := store.(partitionedStore)
 	if !ok {
 		return nil, errors.New("dispatcher: partitioned consumption needs a store with the change feed and partition leases")
 	}
-	p := &partitioned{budget: budget}
+	// The byte budget is split: three quarters for the partitions, a
+	// quarter for the retry runners, so slow webhooks' retries can never
+	// starve the partitions of the others.
+	partBudget := semaphore.NewWeighted(max(int64(cfg.BatchMaxBytes), cfg.MaxBufferedBytes*3/4))
+	retryBudget := semaphore.NewWeighted(max(int64(cfg.BatchMaxBytes), cfg.MaxBufferedBytes/4))
+	p := &partitioned{budget: partBudget}
 	p.idx = newIndex(ps, cfg.DefaultAccount, log)
 	adopt := cfg.AdoptRegistry
 	p.idx.allow = func(ctx context.Context) (bool, error) {
@@ -54,10 +59,10 @@ func newPartitioned(cfg Config, js jetstream.JetStream, store Store, c *courier,
 	p.hooks = &hooks{cfg: cfg, slots: ps, courier: c, retry: p.retry, idx: p.idx, log: log, m: make(map[string]*hook)}
 	p.topics = newTopicNoter(ps, log)
 	p.parts = &partitions{cfg: cfg, js: js, streams: rec.streams, idx: p.idx, hooks: p.hooks, retry: p.retry, dead: c.dead,
-		budget: budget, topics: p.topics, log: log, stats: stats, running: make(map[int]*partitionRun)}
+		budget: partBudget, topics: p.topics, log: log, stats: stats, running: make(map[int]*partitionRun)}
 	p.keeper = &retryKeeper{cfg: cfg, js: js, idx: p.idx, flags: ps, log: log}
-	p.keeper.fleet = &fleet{cfg: cfg, plan: p.keeper.retryPlan(), js: js, slots: ps, courier: c, budget: budget,
-		log: log, stats: stats, heal: func() {}, runners: make(map[string]*runner)}
+	p.keeper.fleet = &fleet{cfg: cfg, plan: p.keeper.retryPlan(), js: js, slots: ps, courier: c, budget: retryBudget,
+		log: log, stats: stats, heal: p.keeper.lost, runners: make(map[string]*runner)}
 	p.owner = newOwner(ps, cfg.Partitions, log, p.parts.start, p.parts.stop)
 	return p, nil
 }

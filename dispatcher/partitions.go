@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -80,14 +81,14 @@ func (ps *partitions) consume(ctx context.Context, k int) {
 			return
 		}
 		if cons == nil {
-			c, err := ensurePartition(ctx, ps.js, ps.cfg, k)
+			c, err := ensurePartition(ctx, ps.js, ps.cfg, k, false, log)
 			if errors.Is(err, jetstream.ErrStreamNotFound) {
 				// The server lost the stream (restarted without its
 				// store, or an operator deleted it): recreate it rather
 				// than stall. Whatever it held is gone.
 				log.Error().Str("stream", ps.cfg.Stream).Msg("event stream missing on the NATS server; recreating it")
 				if err = ps.streams.create(ctx); err == nil {
-					c, err = ensurePartition(ctx, ps.js, ps.cfg, k)
+					c, err = ensurePartition(ctx, ps.js, ps.cfg, k, false, log)
 				}
 			}
 			if err != nil {
@@ -132,8 +133,17 @@ func (ps *partitions) cycle(ctx context.Context, cons jetstream.Consumer) error 
 	// Every registry change made before these events were published is
 	// applied before they are routed: a webhook created just before an
 	// event gets it.
-	if err := ps.idx.syncAfter(ctx, time.Now()); err != nil && ctx.Err() == nil {
-		ps.log.Debug().Err(err).Msg("syncing the webhook index")
+	if err := ps.idx.syncAfter(ctx, time.Now()); err != nil {
+		// The index may miss a webhook created just before these events:
+		// hand them back rather than route them on an old view.
+		for _, m := range msgs {
+			_ = m.NakWithDelay(handBackDelay(m))
+		}
+		held.release()
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("syncing the webhook index: %w", err)
 	}
 	// Each event's bytes now go back with its fan. An event larger than
 	// the reservation (one too large for any request) carries only what

@@ -21,7 +21,7 @@ func newTestReconciler(t *testing.T, store *fakeStore) (*reconciler, jetstream.J
 	js, st := testJS(t, cfg)
 	stats := new(Stats)
 	f := &fleet{cfg: cfg, plan: eventPlan(cfg), js: js, slots: store, courier: testCourier(cfg, js, store), log: zerolog.Nop(),
-		stats: stats, runners: make(map[string]*runner), heal: func() {}}
+		stats: stats, runners: make(map[string]*runner), heal: func(string) {}}
 	r := &reconciler{cfg: cfg, js: js, streams: st, reg: store, fleet: f, log: zerolog.Nop(), stats: stats,
 		applied: make(map[string]string), problem: make(map[string]string)}
 	t.Cleanup(f.stopAll)

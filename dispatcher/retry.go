@@ -55,18 +55,21 @@ type retrier struct {
 	log   zerolog.Logger
 
 	work chan pendingDivert // published, waiting for the PubAck
+	warn zerolog.Logger     // log sampled: a failure may hit every event
 
 	mu      sync.Mutex
 	flagged map[string]time.Time // webhook id -> when its flag was last set
 }
 
 type pendingDivert struct {
-	s   *share
-	ack jetstream.PubAckFuture
+	s        *share
+	ack      jetstream.PubAckFuture
+	deadline time.Time
 }
 
 func newRetrier(cfg Config, js jetstream.JetStream, flags retryFlagger, log zerolog.Logger) *retrier {
 	return &retrier{cfg: cfg, js: js, flags: flags, log: log, work: make(chan pendingDivert, 4096),
+		warn:    log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute}),
 		flagged: make(map[string]time.Time)}
 }
 
@@ -74,12 +77,16 @@ func newRetrier(cfg Config, js jetstream.JetStream, flags retryFlagger, log zero
 // settled when the retry stream has it (or fails, handing the partition
 // event back, if it cannot).
 func (rt *retrier) divert(s *share) {
-	rt.flag(s.webhook)
+	if err := rt.flag(s.webhook); err != nil {
+		// Without the flag no consumer would be made for the copy: hand
+		// the event back instead.
+		rt.warn.Warn().Err(err).Str("webhook_id", s.webhook).Msg("setting the retrying flag; event handed back")
+		s.f.settle(false)
+		return
+	}
 	m := nats.NewMsg(retrySubject(s.webhook))
 	m.Data = s.Data()
-	for k, v := range s.Headers() {
-		m.Header[k] = v
-	}
+	copyHeaders(m.Header, s.Headers())
 	m.Header.Set(headerOrigin, s.Subject())
 	if id := s.Headers().Get(jetstream.MsgIDHeader); id != "" {
 		m.Header.Set(HeaderMsgID, id) // the producer's; Nats-Msg-Id becomes the divert's
@@ -91,47 +98,58 @@ func (rt *retrier) divert(s *share) {
 	}
 	ack, err := rt.js.PublishMsgAsync(m)
 	if err != nil {
-		rt.log.Warn().Err(err).Str("webhook_id", s.webhook).Msg("moving an event to its retry subject; handed back")
+		rt.warn.Warn().Err(err).Str("webhook_id", s.webhook).Msg("moving an event to its retry subject; handed back")
 		s.f.settle(false)
 		return
 	}
-	rt.work <- pendingDivert{s: s, ack: ack}
+	rt.work <- pendingDivert{s: s, ack: ack, deadline: time.Now().Add(divertTimeout)}
 }
 
-// flag sets the webhook's retrying flag, at most once a second per
-// webhook: every replica that diverts keeps it set, so a consumer
-// deleted after a drain is made again for a late divert.
-func (rt *retrier) flag(id string) {
+// divertTimeout bounds the wait for a retry copy's PubAck.
+const divertTimeout = 10 * time.Second
+
+// flag makes sure the webhook's retrying flag is set before its events
+// are copied to its retry subject, so that a consumer exists for them.
+// It asks Redis at most once a second per webhook (one round trip);
+// every replica that diverts keeps the flag set, and the keeper's sweep
+// catches a copy that raced a drain.
+func (rt *retrier) flag(id string) error {
 	rt.mu.Lock()
 	last, ok := rt.flagged[id]
 	now := time.Now()
 	if ok && now.Sub(last) < time.Second {
 		rt.mu.Unlock()
-		return
+		return nil
 	}
+	if len(rt.flagged) > 10_000 {
+		clear(rt.flagged) // forget old webhooks; it is only a rate limit
+	}
+	rt.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	changed, err := rt.flags.SetRetrying(ctx, id, true)
+	if err != nil {
+		return err
+	}
+	rt.mu.Lock()
 	rt.flagged[id] = now
 	rt.mu.Unlock()
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if changed, err := rt.flags.SetRetrying(ctx, id, true); err != nil {
-			rt.log.Warn().Err(err).Str("webhook_id", id).Msg("setting the retrying flag")
-		} else if changed {
-			rt.log.Info().Str("webhook_id", id).Msg("webhook retrying: its events wait on its retry subject")
-		}
-	}()
+	if changed {
+		rt.log.Info().Str("webhook_id", id).Msg("webhook retrying: its events wait on its retry subject")
+	}
+	return nil
 }
 
 // run settles diverted shares as their PubAcks arrive, until close is
 // called and everything diverted before is settled.
 func (rt *retrier) run() {
 	for p := range rt.work {
-		t := time.NewTimer(10 * time.Second)
+		t := time.NewTimer(time.Until(p.deadline))
 		select {
 		case <-p.ack.Ok():
 			p.s.f.settle(true)
 		case err := <-p.ack.Err():
-			rt.log.Warn().Err(err).Str("webhook_id", p.s.webhook).Msg("moving an event to its retry subject; handed back")
+			rt.warn.Warn().Err(err).Str("webhook_id", p.s.webhook).Msg("moving an event to its retry subject; handed back")
 			p.s.f.settle(false)
 		case <-t.C:
 			p.s.f.settle(false) // NATS away: the partition event comes again

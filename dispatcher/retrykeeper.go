@@ -3,10 +3,14 @@ package dispatcher
 import (
 	"context"
 	"errors"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+
+	"github.com/webhookd/webhookd/subscriptions"
 )
 
 // retryKeeper runs, on every replica, one runner per retrying webhook on
@@ -22,7 +26,20 @@ type retryKeeper struct {
 	fleet *fleet // runs with the retry plan
 	flags retryFlagger
 	log   zerolog.Logger
+
+	missing sync.Map  // webhook id -> true: its runner found no consumer
+	swept   time.Time // last sweep of the retry subjects
 }
+
+// retrySweep is how often the keeper lists the retry subjects that hold
+// events, to give every one of them a flag and a consumer: a safety net
+// for a flag that could not be set, or a consumer deleted as another
+// replica diverted.
+const retrySweep = 10 * time.Second
+
+// lost is the retry runners' heal: webhook id's consumer is gone (a
+// NATS server back without its store, an operator), make it again.
+func (k *retryKeeper) lost(id string) { k.missing.Store(id, true) }
 
 // retryPlan is how retry runners read: the webhook's retry consumer, its
 // events seen under their original subjects, a short idle pull so a
@@ -34,7 +51,12 @@ func (k *retryKeeper) retryPlan() runPlan {
 		wrap:     func(m jetstream.Msg) jetstream.Msg { return retryMsg{m} },
 		idleWait: 2 * time.Second,
 		onIdle:   k.drained,
-		stale:    staleRetry,
+		stale: func(w subscriptions.Webhook, m jetstream.Msg) bool {
+			if cur, ok := k.idx.Get(w.ID); ok {
+				w = *cur // the newest record: a re-enable moves ActiveSince
+			}
+			return staleRetry(w, m)
+		},
 	}
 }
 
@@ -88,7 +110,8 @@ func (k *retryKeeper) tick(ctx context.Context) {
 	want := make(map[string]bool)
 	for _, w := range k.idx.retrying() {
 		want[w.ID] = true
-		if !k.fleet.has(w.ID) {
+		_, missing := k.missing.LoadAndDelete(w.ID)
+		if missing || !k.fleet.has(w.ID) {
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			_, err := k.js.CreateOrUpdateConsumer(cctx, k.cfg.retryStream(), k.cfg.retryConsumerConfig(w.ID))
 			cancel()
@@ -101,6 +124,10 @@ func (k *retryKeeper) tick(ctx context.Context) {
 		}
 		k.fleet.run(ctx, *w)
 	}
+	if time.Since(k.swept) > retrySweep {
+		k.sweep(ctx)
+		k.swept = time.Now()
+	}
 	for _, id := range k.fleet.ids() {
 		if want[id] {
 			continue
@@ -110,12 +137,44 @@ func (k *retryKeeper) tick(ctx context.Context) {
 			k.fleet.run(ctx, *w) // the runner judges staleness by the current record
 		}
 		switch {
-		case !ok || !w.Enabled:
+		case !ok:
 			k.fleet.stop(id)
-			k.drop(ctx, id, true)
+			k.drop(ctx, id, true) // deleted
+		case !w.Enabled:
+			// Disabled: the consumer goes; what its subject holds stays,
+			// dropped as stale if the webhook is enabled again (purging
+			// here could race a re-enable's first events).
+			k.fleet.stop(id)
+			k.drop(ctx, id, false)
 		case k.empty(ctx, id):
 			k.fleet.stop(id)
 			k.drop(ctx, id, false)
+		}
+	}
+}
+
+// sweep gives every retry subject that holds events a flag (so that a
+// consumer is made for it) when its webhook is enabled, and drops the
+// subjects of webhooks that are gone.
+func (k *retryKeeper) sweep(ctx context.Context) {
+	st, err := k.js.Stream(ctx, k.cfg.retryStream())
+	if err != nil {
+		return
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(retryPrefix+".>"))
+	if err != nil {
+		return
+	}
+	for subject := range info.State.Subjects {
+		id := strings.TrimPrefix(subject, retryPrefix+".")
+		w, ok := k.idx.Get(id)
+		switch {
+		case !ok:
+			k.drop(ctx, id, true) // deleted: nobody will ever want them
+		case w.Enabled && !w.State.Retrying:
+			if changed, err := k.flags.SetRetrying(ctx, id, true); err == nil && changed {
+				k.log.Warn().Str("webhook_id", id).Msg("events waiting on a retry subject without a flag; retrying them")
+			}
 		}
 	}
 }

@@ -46,7 +46,7 @@ type runner struct {
 	budget  *semaphore.Weighted // the replica's byte budget
 	local   *semaphore.Weighted // never ask Redis for an (N+1)th slot
 	stats   *Stats
-	heal    func()
+	heal    func(id string)
 	log     zerolog.Logger
 	wg      *sync.WaitGroup // the fleet's: runners and deliveries
 
@@ -84,7 +84,7 @@ func (r *runner) loop(ctx context.Context) {
 			c, err := r.js.Consumer(ctx, r.plan.stream, r.plan.consumer(r.id))
 			if err != nil {
 				if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
-					r.heal() // the reconciler recreates it
+					r.heal(r.id) // the reconciler recreates it
 				}
 				pause = nextPause(pause) // NATS may be away
 				continue

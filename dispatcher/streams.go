@@ -89,7 +89,7 @@ func (s *streams) create(ctx context.Context) error {
 	// Every partition's consumer exists from the start, so no event falls
 	// between the stream and its consumer.
 	for k := range c.Partitions {
-		if _, err := ensurePartition(ctx, s.js, c, k); err != nil {
+		if _, err := ensurePartition(ctx, s.js, c, k, true, s.log); err != nil {
 			return err
 		}
 	}
