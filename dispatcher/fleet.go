@@ -70,6 +70,25 @@ func (f *fleet) stop(id string) {
 	}
 }
 
+// stopAllOf stops the runners of ids at once and waits for them.
+func (f *fleet) stopAllOf(ids []string) {
+	f.mu.Lock()
+	var stop []*runner
+	for _, id := range ids {
+		if r, ok := f.runners[id]; ok {
+			stop = append(stop, r)
+			delete(f.runners, id)
+		}
+	}
+	f.mu.Unlock()
+	for _, r := range stop {
+		r.once.Do(func() { r.cancel() })
+	}
+	for _, r := range stop {
+		<-r.done
+	}
+}
+
 // has reports whether webhook id's runner runs.
 func (f *fleet) has(id string) bool {
 	f.mu.Lock()

@@ -162,7 +162,8 @@ func (x *index) Run(ctx context.Context) error {
 			}
 		}
 		if cursor != "" {
-			x.pos.Store(&cursor)
+			c := cursor // a copy: Run goes on writing cursor
+			x.pos.Store(&c)
 		}
 		if ctx.Err() != nil {
 			break

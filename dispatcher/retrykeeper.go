@@ -128,6 +128,14 @@ func (k *retryKeeper) tick(ctx context.Context) {
 		k.sweep(ctx)
 		k.swept = time.Now()
 	}
+	// Runners to stop are stopped together, not one after another: a new
+	// retrying webhook's runner must not wait behind many drained ones.
+	var stop []string
+	purge := make(map[string]uint64) // id -> purge below this sequence (0: all)
+	next := uint64(0)                // the retry stream's next sequence, read once
+	if st, err := k.js.Stream(ctx, k.cfg.retryStream()); err == nil {
+		next = st.CachedInfo().State.LastSeq + 1
+	}
 	for _, id := range k.fleet.ids() {
 		if want[id] {
 			continue
@@ -138,18 +146,20 @@ func (k *retryKeeper) tick(ctx context.Context) {
 		}
 		switch {
 		case !ok:
-			k.fleet.stop(id)
-			k.drop(ctx, id, true) // deleted
-		case !w.Enabled:
-			// Disabled: the consumer goes; what its subject holds stays,
-			// dropped as stale if the webhook is enabled again (purging
-			// here could race a re-enable's first events).
-			k.fleet.stop(id)
-			k.drop(ctx, id, false)
+			stop, purge[id] = append(stop, id), 0 // deleted: everything
+		case !w.Enabled && next > 0:
+			// Disabled: what its subject holds now is dropped; events a
+			// re-enable may already have sent there come later in the
+			// stream and are kept.
+			stop, purge[id] = append(stop, id), next
 		case k.empty(ctx, id):
-			k.fleet.stop(id)
-			k.drop(ctx, id, false)
+			stop = append(stop, id)
 		}
+	}
+	k.fleet.stopAllOf(stop)
+	for _, id := range stop {
+		below, ok := purge[id]
+		k.drop(ctx, id, ok, below)
 	}
 }
 
@@ -170,7 +180,7 @@ func (k *retryKeeper) sweep(ctx context.Context) {
 		w, ok := k.idx.Get(id)
 		switch {
 		case !ok:
-			k.drop(ctx, id, true) // deleted: nobody will ever want them
+			k.drop(ctx, id, true, 0) // deleted: nobody will ever want them
 		case w.Enabled && !w.State.Retrying:
 			if changed, err := k.flags.SetRetrying(ctx, id, true); err == nil && changed {
 				k.log.Warn().Str("webhook_id", id).Msg("events waiting on a retry subject without a flag; retrying them")
@@ -179,9 +189,9 @@ func (k *retryKeeper) sweep(ctx context.Context) {
 	}
 }
 
-// drop deletes webhook id's retry consumer and, with purge, whatever its
-// retry subject still holds.
-func (k *retryKeeper) drop(ctx context.Context, id string, purge bool) {
+// drop deletes webhook id's retry consumer and, with purge, what its
+// retry subject holds below sequence below (0: all of it).
+func (k *retryKeeper) drop(ctx context.Context, id string, purge bool, below uint64) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := k.js.DeleteConsumer(ctx, k.cfg.retryStream(), retryConsumer(id)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
@@ -192,7 +202,11 @@ func (k *retryKeeper) drop(ctx context.Context, id string, purge bool) {
 	}
 	st, err := k.js.Stream(ctx, k.cfg.retryStream())
 	if err == nil {
-		err = st.Purge(ctx, jetstream.WithPurgeSubject(retrySubject(id)))
+		opts := []jetstream.StreamPurgeOpt{jetstream.WithPurgeSubject(retrySubject(id))}
+		if below > 0 {
+			opts = append(opts, jetstream.WithPurgeSequence(below))
+		}
+		err = st.Purge(ctx, opts...)
 	}
 	if err != nil {
 		k.log.Warn().Err(err).Str("webhook_id", id).Msg("dropping a disabled webhook's retries")

@@ -229,16 +229,18 @@ func fetch(ctx context.Context, cons jetstream.Consumer, n, maxBytes int, wait t
 	if maxBytes > 0 {
 		opts = append(opts, jetstream.FetchMaxBytes(maxBytes))
 	}
+	// Only the long idle poll is bound to ctx. A short pull must not be:
+	// a context that ends while the server is still sending drops the
+	// messages in flight on the client, and they wait out AckWait
+	// unacknowledged.
 	switch {
 	case wait >= idleWait:
 		fctx, cancel := context.WithTimeout(ctx, wait)
 		defer cancel()
 		opts = append(opts, jetstream.FetchContext(fctx), jetstream.FetchHeartbeat(idleHeartbeat))
-	case wait < 5*time.Millisecond:
-		// FetchNoWait takes no byte cap: a short wait is as good.
-		opts = append(opts, jetstream.FetchMaxWait(5*time.Millisecond))
 	default:
-		opts = append(opts, jetstream.FetchMaxWait(wait))
+		// FetchNoWait takes no byte cap: a 5 ms wait is as good.
+		opts = append(opts, jetstream.FetchMaxWait(max(wait, 5*time.Millisecond)))
 	}
 	batch, err := cons.Fetch(n, opts...)
 	if err != nil {

@@ -17,7 +17,6 @@ import (
 // unsynchronised (dispatcher/index.go stored the address of Run's cursor
 // variable, which Run keeps overwriting, as the position syncAfter reads).
 func TestRegistryChangesWhileEventsFlow(t *testing.T) {
-	knownBug(t, "data race on the index's feed cursor, dispatcher/index.go Run vs index_sync.go syncAfter")
 	n := needPartitions(t)
 	t.Parallel()
 	e := newEnv(t, nil)

@@ -22,7 +22,6 @@ import (
 // fails once (its first request only) and recovers. The test proves X's events arrive within
 // 8 s (its backoff is at most 1 s; the keeper ticks every 100 ms).
 func TestRetryRunnerStartsWhileOthersDrain(t *testing.T) {
-	knownBug(t, "the retry keeper stops drained runners one by one, about 1 s each, and starts no new retry runner meanwhile")
 	needPartitions(t)
 	t.Parallel()
 	e := newEnv(t, nil)
