@@ -19,7 +19,7 @@ type stuckFeed struct {
 	err     error
 	entered chan struct{} // closed when a blocking read starts
 	gate    chan struct{}
-	once    sync.Once
+	in, out sync.Once
 }
 
 func newStuckFeed(t *testing.T) *stuckFeed {
@@ -28,7 +28,7 @@ func newStuckFeed(t *testing.T) *stuckFeed {
 	return f
 }
 
-func (f *stuckFeed) release() { f.once.Do(func() { close(f.gate) }) }
+func (f *stuckFeed) release() { f.out.Do(func() { close(f.gate) }) }
 
 func (f *stuckFeed) All(context.Context) ([]subscriptions.Webhook, error) { return nil, nil }
 func (f *stuckFeed) ChangesHead(context.Context) (string, error)          { return "0-0", nil }
@@ -37,11 +37,7 @@ func (f *stuckFeed) Changes(ctx context.Context, _ string, _ int, _ time.Duratio
 	if f.err != nil {
 		return nil, "", f.err
 	}
-	select {
-	case <-f.entered:
-	default:
-		close(f.entered)
-	}
+	f.in.Do(func() { close(f.entered) })
 	select {
 	case <-f.gate:
 		return nil, "0-0", nil
