@@ -221,8 +221,13 @@ func (e *env) startProfile(ctx context.Context, path string, d time.Duration) (w
 	if e.metricsURL == "" {
 		return func() {}
 	}
+	return e.startProfileURL(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", e.metricsURL, max(1, int(d.Seconds()))), path, d)
+}
+
+// startProfileURL saves what url answers (a profile taking up to d) into
+// path, in the background; wait for it with the returned function.
+func (e *env) startProfileURL(ctx context.Context, url, path string, d time.Duration) (wait func()) {
 	done := make(chan struct{})
-	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", e.metricsURL, max(1, int(d.Seconds())))
 	go func() {
 		defer close(done)
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)

@@ -25,6 +25,9 @@ func (s *scaleEnv) measureIdle(ctx context.Context) error {
 	}
 	u := m.stop()
 	waitProfile()
+	if s.metricsURL != "" { // --profile: where replica a's memory goes
+		s.startProfileURL(ctx, s.metricsURL+"/debug/pprof/heap", s.b.profilePath("scale-heap"), time.Second)()
+	}
 	f := s.fig
 	f.idleUsage = u
 	f.IdleCPUWebhookd = []float64{u["webhookd"].CPUPercent, u["webhookd2"].CPUPercent}
@@ -111,6 +114,10 @@ type costRun struct {
 	CPUWebhookd  float64 `json:"cpu_webhookd_percent"` // both replicas
 	CPUNats      float64 `json:"cpu_nats_percent"`
 	MicrosPerEv  float64 `json:"cpu_us_per_event"` // webhookd + nats-server
+	// Redelivered is how many more messages the partitions delivered than
+	// were published: events handed out again after AckWait (e.g. fetched
+	// by a replica that gave its partition up meanwhile).
+	Redelivered int64 `json:"redelivered"`
 }
 
 // measureCost drains the same number of events published over 50,000
@@ -172,17 +179,19 @@ func (s *scaleEnv) drainQuiet(ctx context.Context, subjects []string, n int) (co
 		return costRun{}, err
 	}
 	secs := time.Since(t0).Seconds()
-	r := costRun{Subjects: len(subjects), Events: pr.Acked(), Seconds: secs, EventsPerSec: float64(pr.Acked()) / secs,
+	redelivered := int64(s.delivered(ctx, nil)-before) - int64(pr.Acked())
+	r := costRun{Redelivered: redelivered, Subjects: len(subjects), Events: pr.Acked(), Seconds: secs, EventsPerSec: float64(pr.Acked()) / secs,
 		CPUWebhookd: u["webhookd"].CPUPercent + u["webhookd2"].CPUPercent, CPUNats: u["nats"].CPUPercent}
 	// The meter started a poll after t0; its window is within a few ms.
 	r.MicrosPerEv = (r.CPUWebhookd + r.CPUNats) / 100 * secs / float64(pr.Acked()) * 1e6
 	return r, nil
 }
 
-// measureDead compares a healthy webhook's backlog delivery alone and
-// next to a webhook of another account in the same partition whose
-// endpoint refuses connections and gets as many events (alternating
-// phases in the same processes, like the dead scenario).
+// measureDead compares a healthy webhook's backlog delivery alone, next
+// to a webhook of another account in the same partition that gets as many
+// events and delivers them, and next to the same webhook refusing
+// connections (alternating phases in the same processes, like the dead
+// scenario).
 func (s *scaleEnv) measureDead(ctx context.Context) error {
 	if s.partitions == 0 {
 		s.fig.notes = append(s.fig.notes, "dead neighbour at scale: skipped with --partitions 0 (the dead scenario covers it)")
@@ -208,32 +217,47 @@ func (s *scaleEnv) measureDead(ctx context.Context) error {
 		return err
 	}
 	n := s.b.cfg.scaleDeadEvents
-	var alone, with []float64
-	for phase := range 4 {
-		withDead := phase%2 == 1
+	refusing, working := "http://"+addr+"/hook", s.sink.endpoint("neighbour")
+	var alone, busy, with []float64
+	// alone: the neighbour disabled; busy: it delivers to the sink (the
+	// control: any neighbour's events share the partition's throughput);
+	// dead: it refuses connections.
+	for phase := range 6 {
+		kind := phase % 3
+		enabled := kind != 0
+		p := subscriptions.Patch{Enabled: &enabled}
+		switch kind {
+		case 1:
+			p.EndpointURL = &working
+		case 2:
+			p.EndpointURL = &refusing
+		}
 		// Changed with the replicas up, so they apply it (a disable purges
-		// the dead webhook's retry subject), then give them a moment.
-		if _, err := s.store.Update(ctx, deadAcct, dead.ID, subscriptions.Patch{Enabled: &withDead}); err != nil {
+		// the neighbour's retry subject), then give them a moment.
+		if _, err := s.store.Update(ctx, deadAcct, dead.ID, p); err != nil {
 			return err
 		}
 		if !sleepCtx(ctx, 2*time.Second) {
 			return ctx.Err()
 		}
 		subjects := []string{healthy.subject}
-		if withDead {
+		if enabled {
 			subjects = append(subjects, hookSubject(deadAcct, 0))
 		}
 		rate, err := s.healthyDrain(ctx, healthy.id, subjects, n)
 		if err != nil {
 			return err
 		}
-		if withDead {
-			with = append(with, rate)
-		} else {
+		switch kind {
+		case 0:
 			alone = append(alone, rate)
+		case 1:
+			busy = append(busy, rate)
+		default:
+			with = append(with, rate)
 		}
 	}
-	s.fig.DeadAlone, s.fig.DeadWith = alone, with
+	s.fig.DeadAlone, s.fig.DeadBusy, s.fig.DeadWith = alone, busy, with
 	s.fig.DeadPartition = k
 	return nil
 }
@@ -265,7 +289,7 @@ func (s *scaleEnv) healthyDrain(ctx context.Context, id string, subjects []strin
 	err := waitFor(ctx, s.wd, 5*time.Minute, "healthy webhook's backlog", func() bool {
 		var err error
 		st, err = s.sink.stats(ctx)
-		return err == nil && st.UniqueEvents >= int64(n)
+		return err == nil && st.Webhooks[id] >= int64(n)
 	})
 	if err != nil {
 		return 0, err
