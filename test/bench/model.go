@@ -119,6 +119,9 @@ func (e *env) waitConsumerSet(ctx context.Context, ids []string, timeout time.Du
 // compare with an earlier value).
 func (e *env) delivered(ctx context.Context, ids []string) uint64 {
 	if !e.partitioned() {
+		if len(ids) == 0 {
+			return 0
+		}
 		c, err := e.js.Consumer(ctx, streamName, "wh_"+ids[0])
 		if err != nil {
 			return 0

@@ -193,10 +193,6 @@ func (s *scaleEnv) drainQuiet(ctx context.Context, subjects []string, n int) (co
 // connections (alternating phases in the same processes, like the dead
 // scenario).
 func (s *scaleEnv) measureDead(ctx context.Context) error {
-	if s.partitions == 0 {
-		s.fig.notes = append(s.fig.notes, "dead neighbour at scale: skipped with --partitions 0 (the dead scenario covers it)")
-		return nil
-	}
 	healthy := s.hooks[0]
 	k := partitionOf(healthy.account, s.partitions)
 	deadAcct := ""
