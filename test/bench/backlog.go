@@ -29,12 +29,13 @@ type prepared struct {
 	ceilingUsage map[string]usage
 }
 
-// prepareBacklog creates webhooks through the API, waits until webhookd
-// made their consumers, stops webhookd, publishes n events round-robin
+// prepareBacklog waits until webhookd is ready to consume for the
+// webhooks (their consumers, or the partitions'), stops webhookd, publishes n events round-robin
 // over subjects while nothing consumes them, and measures the ceiling on
-// them. A webhook's consumer starts at its creation, so a backlog needs
-// the webhooks first and webhookd away while it builds up: the situation
-// after an outage, or a new replica set starting on a full stream.
+// them. A webhook gets only events stored after its creation, so a
+// backlog needs the webhooks first and webhookd away while it builds up:
+// the situation after an outage, or a new replica set starting on a full
+// stream.
 func (b *bench) prepareBacklog(ctx context.Context, e *env, ids []string, subjects []string, n int) (prepared, error) {
 	var p prepared
 	if err := e.waitConsumers(ctx, ids, 2*time.Minute); err != nil {
@@ -60,7 +61,7 @@ func (b *bench) prepareBacklog(ctx context.Context, e *env, ids []string, subjec
 
 // drainBacklog starts webhookd and measures how long it takes until the
 // consumers of ids have delivered and acknowledged everything, from the
-// first delivery on. want is the number of unique (webhook, event)
+// first delivery on (see drainWatch). want is the number of unique (webhook, event)
 // deliveries the sinks must then report together.
 func (b *bench) drainBacklog(ctx context.Context, e *env, ids []string, sinks []*sinkProc, want int64, timeout time.Duration) (backlog, error) {
 	for _, s := range sinks {
@@ -68,15 +69,16 @@ func (b *bench) drainBacklog(ctx context.Context, e *env, ids []string, sinks []
 			return backlog{}, err
 		}
 	}
+	before := e.delivered(ctx, ids)
 	if err := e.startWebhookd(ctx); err != nil {
 		return backlog{}, err
 	}
 	// The clock starts at the first delivered message, so webhookd's
-	// start-up (a registry read and a consumer check) is not counted.
+	// start-up (a registry read, consumer checks, partition claims) is not
+	// counted.
 	var t0 time.Time
 	err := waitFor(ctx, e.wd, 30*time.Second, "first delivery", func() bool {
-		ci, err := e.consumerInfo(ctx, ids[0])
-		if err == nil && ci.Delivered.Consumer > 0 {
+		if e.delivered(ctx, ids) > before {
 			t0 = time.Now()
 			return true
 		}
@@ -89,22 +91,15 @@ func (b *bench) drainBacklog(ctx context.Context, e *env, ids []string, sinks []
 	waitProfile := e.startProfile(ctx, b.profilePath(e.name), b.cfg.profileFor)
 	defer waitProfile()
 	deadline := t0.Add(timeout)
-	// Consumers finish one by one; checking them in order, each until it
-	// is drained, costs a few JetStream API calls per poll however many
-	// webhooks there are.
-	for i := 0; i < len(ids); {
-		ci, err := e.consumerInfo(ctx, ids[i])
-		if err == nil && drained(ci) {
-			i++
-			continue
+	watch := e.watchDrain(ids)
+	for {
+		ok, left := watch.done(ctx)
+		if ok {
+			break
 		}
 		if time.Now().After(deadline) {
 			m.stop()
-			pending := "?"
-			if ci != nil {
-				pending = fmt.Sprintf("%d pending, %d unacknowledged", ci.NumPending, ci.NumAckPending)
-			}
-			return backlog{}, fmt.Errorf("backlog not delivered after %s (webhook %d of %d: %s)", timeout, i+1, len(ids), pending)
+			return backlog{}, fmt.Errorf("backlog not delivered after %s (%s)", timeout, left)
 		}
 		if e.wd.Exited() {
 			m.stop()
@@ -174,7 +169,7 @@ func sumStats(ctx context.Context, sinks []*sinkProc, want int64) (sinkStats, er
 func (b *bench) ceiling(ctx context.Context, e *env, subjects []string, n int) (float64, map[string]usage, error) {
 	cons, err := e.js.CreateOrUpdateConsumer(ctx, streamName, jetstream.ConsumerConfig{
 		Durable:         "bench_ceiling",
-		FilterSubjects:  subjects,
+		FilterSubjects:  e.storedSubjects(subjects),
 		DeliverPolicy:   jetstream.DeliverAllPolicy,
 		AckPolicy:       jetstream.AckExplicitPolicy,
 		AckWait:         30 * time.Second,

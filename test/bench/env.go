@@ -58,19 +58,24 @@ type env struct {
 	profile    bool
 	metricsURL string
 	wdFlags    []string
+	// partitions is webhookd's --partitions: 0 is one consumer per
+	// webhook (model.go).
+	partitions int
 	keys       map[string]string // account → API key
 	http       *http.Client
 }
 
 // newEnv starts NATS and Redis for scenario name with API keys for
-// accounts; webhookd starts with startWebhookd.
-func newEnv(ctx context.Context, root string, bins binaries, name string, accounts []string, wdFlags ...string) (*env, error) {
-	dir := filepath.Join(root, name)
+// accounts; webhookd starts with startWebhookd, in the run's consumption
+// model (--partitions).
+func (b *bench) newEnv(ctx context.Context, name string, accounts []string, wdFlags ...string) (*env, error) {
+	dir := filepath.Join(b.root, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	e := &env{
-		name: name, dir: dir, bins: bins, ps: &procSet{dir: dir}, wdFlags: wdFlags,
+		name: name, dir: dir, bins: b.bins, ps: &procSet{dir: dir}, wdFlags: wdFlags,
+		partitions: b.cfg.partitions, profile: b.cfg.profile,
 		keys: map[string]string{}, http: &http.Client{Timeout: 30 * time.Second},
 	}
 	for _, a := range accounts {
@@ -134,6 +139,29 @@ func (e *env) startRedis(ctx context.Context) error {
 // startWebhookd starts `webhookd serve` against the env's NATS and Redis
 // and waits for its API. extra flags follow the env's (later flags win).
 func (e *env) startWebhookd(ctx context.Context, extra ...string) error {
+	e.wdRuns++
+	name := "webhookd"
+	if e.wdRuns > 1 {
+		name += "-" + strconv.Itoa(e.wdRuns)
+	}
+	r, err := e.startReplica(ctx, name, extra...)
+	if err != nil {
+		return err
+	}
+	e.wd, e.apiURL, e.metricsURL = r.p, r.apiURL, r.metricsURL
+	return nil
+}
+
+// replica is one running `webhookd serve`.
+type replica struct {
+	p          *proc
+	apiURL     string
+	metricsURL string // with --profile only
+}
+
+// startReplica starts a `webhookd serve` named name (its log file) and
+// waits for its API; several may run at once (the scale scenario).
+func (e *env) startReplica(ctx context.Context, name string, extra ...string) (*replica, error) {
 	var keys []string
 	for a, k := range e.keys {
 		keys = append(keys, k+"="+a)
@@ -146,54 +174,44 @@ func (e *env) startWebhookd(ctx context.Context, extra ...string) error {
 		"--allow-insecure-endpoints",
 		"--log-format", "json",
 		"--log-level", "info",
+		"--partitions", strconv.Itoa(e.partitions),
 	}, e.wdFlags...)
 	if e.profile {
 		args = append(args, "--metrics-addr", "127.0.0.1:0")
 	}
 	args = append(args, extra...)
-	e.wdRuns++
-	name := "webhookd"
-	if e.wdRuns > 1 {
-		name += "-" + strconv.Itoa(e.wdRuns)
-	}
 	p, err := e.ps.start(name, e.bins.webhookd, args, "WEBHOOKD_API_KEYS="+strings.Join(keys, ","))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// The JSON log line {"addr":"127.0.0.1:N",…,"message":"webhookd serving"}
 	// is how the e2e tests' approach (port 0) learns the port.
-	addr, err := waitLine(ctx, p, 30*time.Second, func(line string) (string, bool) {
-		var l struct {
-			Addr    string `json:"addr"`
-			Message string `json:"message"`
-		}
-		if json.Unmarshal([]byte(line), &l) != nil || l.Message != "webhookd serving" || l.Addr == "" {
-			return "", false
-		}
-		return l.Addr, true
-	})
-	if err != nil {
-		return err
-	}
-	e.wd, e.apiURL = p, "http://"+addr
-	if e.profile {
-		// Logged before "webhookd serving", so it is there by now.
-		maddr, err := waitLine(ctx, p, time.Second, func(line string) (string, bool) {
+	addrOf := func(message string) func(line string) (string, bool) {
+		return func(line string) (string, bool) {
 			var l struct {
 				Addr    string `json:"addr"`
 				Message string `json:"message"`
 			}
-			if json.Unmarshal([]byte(line), &l) != nil || l.Message != "metrics and pprof serving" {
+			if json.Unmarshal([]byte(line), &l) != nil || l.Message != message || l.Addr == "" {
 				return "", false
 			}
 			return l.Addr, true
-		})
-		if err != nil {
-			return err
 		}
-		e.metricsURL = "http://" + maddr
 	}
-	return nil
+	addr, err := waitLine(ctx, p, 60*time.Second, addrOf("webhookd serving"))
+	if err != nil {
+		return nil, err
+	}
+	r := &replica{p: p, apiURL: "http://" + addr}
+	if e.profile {
+		// Logged before "webhookd serving", so it is there by now.
+		maddr, err := waitLine(ctx, p, time.Second, addrOf("metrics and pprof serving"))
+		if err != nil {
+			return nil, err
+		}
+		r.metricsURL = "http://" + maddr
+	}
+	return r, nil
 }
 
 // startProfile fetches a CPU profile of webhookd over the next d into
@@ -203,8 +221,13 @@ func (e *env) startProfile(ctx context.Context, path string, d time.Duration) (w
 	if e.metricsURL == "" {
 		return func() {}
 	}
+	return e.startProfileURL(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", e.metricsURL, max(1, int(d.Seconds()))), path, d)
+}
+
+// startProfileURL saves what url answers (a profile taking up to d) into
+// path, in the background; wait for it with the returned function.
+func (e *env) startProfileURL(ctx context.Context, url, path string, d time.Duration) (wait func()) {
 	done := make(chan struct{})
-	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", e.metricsURL, max(1, int(d.Seconds())))
 	go func() {
 		defer close(done)
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -314,59 +337,6 @@ func (e *env) setEnabled(ctx context.Context, account, id string, enabled bool) 
 		return fmt.Errorf("update webhook: %s: %s", resp.Status, b)
 	}
 	return nil
-}
-
-// waitConsumerSet waits until the stream's consumers are exactly those of
-// the webhooks in ids.
-func (e *env) waitConsumerSet(ctx context.Context, ids []string, timeout time.Duration) error {
-	want := map[string]bool{}
-	for _, id := range ids {
-		want["wh_"+id] = true
-	}
-	return waitFor(ctx, e.wd, timeout, fmt.Sprintf("exactly the consumers of %d webhooks", len(ids)), func() bool {
-		st, err := e.js.Stream(ctx, streamName)
-		if err != nil {
-			return false
-		}
-		n := 0
-		names := st.ConsumerNames(ctx)
-		for name := range names.Name() {
-			if !want[name] {
-				return false
-			}
-			n++
-		}
-		return names.Err() == nil && n == len(want)
-	})
-}
-
-// waitConsumers waits until webhookd has created the consumer of every
-// webhook in ids.
-func (e *env) waitConsumers(ctx context.Context, ids []string, timeout time.Duration) error {
-	i := 0
-	return waitFor(ctx, e.wd, timeout, fmt.Sprintf("consumers of %d webhooks", len(ids)), func() bool {
-		for ; i < len(ids); i++ {
-			if _, err := e.js.Consumer(ctx, streamName, "wh_"+ids[i]); err != nil {
-				return false
-			}
-		}
-		return true
-	})
-}
-
-// consumerInfo returns the state of webhook id's consumer.
-func (e *env) consumerInfo(ctx context.Context, id string) (*jetstream.ConsumerInfo, error) {
-	c, err := e.js.Consumer(ctx, streamName, "wh_"+id)
-	if err != nil {
-		return nil, err
-	}
-	return c.CachedInfo(), nil
-}
-
-// drained reports whether webhook id's consumer has nothing left to
-// deliver: nothing pending and nothing awaiting an ack.
-func drained(ci *jetstream.ConsumerInfo) bool {
-	return ci.NumPending == 0 && ci.NumAckPending == 0 && ci.NumRedelivered == 0
 }
 
 // errSinkMissing explains a webhookd without the sink subcommand.

@@ -43,6 +43,7 @@ type config struct {
 	outDir     string
 	eventBytes int
 	wdFlags    []string
+	partitions int
 
 	drainEvents    int
 	latencyFor     time.Duration
@@ -57,6 +58,12 @@ type config struct {
 	batch1Events   int
 	memflatEvents  int
 	memflatHold    time.Duration
+
+	scaleWebhooks   int
+	scaleFor        time.Duration
+	scaleEvents     int
+	scaleSample     int
+	scaleDeadEvents int
 }
 
 // presets are the quick (default) and --full sizes.
@@ -65,11 +72,13 @@ var presets = map[string]config{
 		drainEvents: 100_000, latencyFor: 5 * time.Second, fanoutWebhooks: 100, fanoutEvents: 10_000,
 		slowEvents: 30_000, deadEvents: 30_000, idleWebhooks: 1000, idleFor: 10 * time.Second,
 		batch1Events: 5_000, memflatEvents: 150_000, memflatHold: 3 * time.Second,
+		scaleWebhooks: 10_000, scaleFor: 30 * time.Second, scaleEvents: 100_000, scaleSample: 1000, scaleDeadEvents: 20_000,
 	},
 	"full": {
 		drainEvents: 1_000_000, latencyFor: 20 * time.Second, fanoutWebhooks: 100, fanoutEvents: 100_000,
 		slowEvents: 100_000, deadEvents: 200_000, idleWebhooks: 1000, idleFor: 30 * time.Second,
 		batch1Events: 20_000, memflatEvents: 1_000_000, memflatHold: 10 * time.Second,
+		scaleWebhooks: 100_000, scaleFor: 30 * time.Second, scaleEvents: 200_000, scaleSample: 1000, scaleDeadEvents: 50_000,
 	},
 }
 
@@ -118,6 +127,7 @@ func parseFlags(args []string, stderr io.Writer) (config, string, error) {
 	fs.DurationVar(&c.profileFor, "profile-duration", 5*time.Second, "length of each CPU profile (from the first delivery on)")
 	fs.StringVar(&c.outDir, "out", "bench-results", "`directory` for the JSON results")
 	fs.IntVar(&c.eventBytes, "event-bytes", 1024, "size of a generated event in `bytes`")
+	fs.IntVar(&c.partitions, "partitions", 16, "webhookd serve --partitions for every scenario (0: one consumer per webhook, the earlier model, for comparison)")
 	fs.Var((*stringsFlag)(&c.wdFlags), "serve-flags", "extra `flags` for every webhookd serve, space separated (e.g. \"--batch-linger 100ms\")")
 	fs.IntVar(&c.drainEvents, "drain-events", 0, "backlog size of the ceiling and drain scenarios (quick 100k, full 1M)")
 	fs.DurationVar(&c.latencyFor, "latency-duration", 0, "publishing time per latency rate (quick 5s, full 20s)")
@@ -132,8 +142,19 @@ func parseFlags(args []string, stderr io.Writer) (config, string, error) {
 	fs.IntVar(&c.batch1Events, "batch1-events", 0, "batch-size-1 backlog (quick 5k, full 20k)")
 	fs.IntVar(&c.memflatEvents, "memflat-events", 0, "backlog for the dead-endpoint memory check (quick 150k, full 1M)")
 	fs.DurationVar(&c.memflatHold, "memflat-hold", 0, "how long the memory check goes on after publishing (quick 3s, full 10s)")
+	fs.IntVar(&c.scaleWebhooks, "scale-webhooks", 0, "scale scenario: webhooks, ten per account (quick 10k, full 100k)")
+	fs.DurationVar(&c.scaleFor, "scale-duration", 0, "scale scenario: idle and rename measuring windows (30s)")
+	fs.IntVar(&c.scaleEvents, "scale-events", 0, "scale scenario: events of each per-event cost backlog (quick 100k, full 200k)")
+	fs.IntVar(&c.scaleSample, "scale-sample", 0, "scale scenario: webhooks that must deliver after a restart (1000)")
+	fs.IntVar(&c.scaleDeadEvents, "scale-dead-events", 0, "scale scenario: dead-neighbour backlog per phase (quick 20k, full 50k; -1 skips it)")
 	if err := fs.Parse(args); err != nil {
 		return c, "", err
+	}
+	if c.partitions < 0 || c.partitions > 256 {
+		return c, "", fmt.Errorf("--partitions %d: want 0-256", c.partitions)
+	}
+	if slices.Contains(c.wdFlags, "--partitions") {
+		return c, "", errors.New("--serve-flags: set --partitions with the bench's own flag (it watches the consumers of that model)")
 	}
 	if fs.NArg() > 0 {
 		return c, "", fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -164,6 +185,13 @@ func parseFlags(args []string, stderr io.Writer) (config, string, error) {
 	fill(&c.batch1Events, p.batch1Events)
 	fill(&c.memflatEvents, p.memflatEvents)
 	fillD(&c.memflatHold, p.memflatHold)
+	fill(&c.scaleWebhooks, p.scaleWebhooks)
+	fillD(&c.scaleFor, p.scaleFor)
+	fill(&c.scaleEvents, p.scaleEvents)
+	fill(&c.scaleSample, p.scaleSample)
+	if c.scaleDeadEvents == 0 {
+		c.scaleDeadEvents = p.scaleDeadEvents
+	}
 	for r := range strings.SplitSeq(rates, ",") {
 		v, err := strconv.ParseFloat(strings.TrimSpace(r), 64)
 		if err != nil || v <= 0 {
@@ -188,11 +216,13 @@ func (c config) selected(name string) bool {
 
 func (c config) asMap() map[string]any {
 	return map[string]any{
-		"event_bytes": c.eventBytes, "serve_flags": c.wdFlags, "drain_events": c.drainEvents,
+		"event_bytes": c.eventBytes, "serve_flags": c.wdFlags, "partitions": c.partitions, "drain_events": c.drainEvents,
 		"latency_duration": c.latencyFor.String(), "rates": c.rates, "fanout_webhooks": c.fanoutWebhooks,
 		"fanout_events": c.fanoutEvents, "slow_events": c.slowEvents, "dead_events": c.deadEvents, "dead_rounds": c.deadRounds,
 		"idle_webhooks": c.idleWebhooks, "idle_duration": c.idleFor.String(), "batch1_events": c.batch1Events,
 		"memflat_events": c.memflatEvents, "memflat_hold": c.memflatHold.String(),
+		"scale_webhooks": c.scaleWebhooks, "scale_duration": c.scaleFor.String(), "scale_events": c.scaleEvents,
+		"scale_sample": c.scaleSample, "scale_dead_events": c.scaleDeadEvents,
 	}
 }
 
@@ -278,6 +308,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	printTable(stdout, rows)
 	fmt.Fprintln(stdout)
 	printNotes(stdout, rows)
+	printScale(stdout, rows)
 	rep := report{
 		Started: started, Seconds: time.Since(started).Seconds(), Command: commandLine(args), Preset: preset,
 		Config: cfg.asMap(), Machine: mach, Ceiling: b.ceilingRate, Results: rows, Failures: failures,

@@ -51,6 +51,9 @@ type result struct {
 	Notes  []string       `json:"notes,omitempty"`
 	Extra  map[string]any `json:"extra,omitempty"`
 	Error  string         `json:"error,omitempty"`
+	// Scale is the scale scenario's figures, printed as a table of their
+	// own (printScale) rather than as a row.
+	Scale *scaleFigures `json:"scale,omitempty"`
 }
 
 func (r *result) setMet(ok bool) { r.Met = &ok }
@@ -104,6 +107,9 @@ func printTable(w io.Writer, rows []*result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tevents/s\treq/s\tp50 ms\tp99 ms\tmax ms\tCPU wh %\tCPU nats %\tCPU sink %\tCPU other %\tRSS wh MB\tRSS nats MB\t× ceiling\tlost\tbad sig\ttarget met\t")
 	for _, r := range rows {
+		if r.Scale != nil && r.Error == "" {
+			continue
+		}
 		wh, nats, sink := r.Usage["webhookd"], r.Usage["nats"], r.Usage["sink0"]
 		whCPU, whRSS := num(wh.CPUPercent), mbs(wh.PeakRSSMB)
 		if r.ClientCPU {

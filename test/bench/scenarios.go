@@ -27,6 +27,8 @@ var scenarios = []scenario{
 	{"idle", (*bench).runIdle},
 	{"batch1", (*bench).runBatch1},
 	{"memflat", (*bench).runMemFlat},
+	// scale is issue 14's: minutes of its own (--skip scale leaves it out).
+	{"scale", (*bench).runScale},
 }
 
 func scenarioNames() []string {
@@ -365,11 +367,10 @@ func (b *bench) runBatch1(ctx context.Context) ([]*result, error) {
 // bounded (MaxAckPending caps what webhookd ever holds), not grow with the
 // backlog.
 func (b *bench) runMemFlat(ctx context.Context) ([]*result, error) {
-	e, err := newEnv(ctx, b.root, b.bins, "memflat", []string{"acct0"}, b.cfg.wdFlags...)
+	e, err := b.newEnv(ctx, "memflat", []string{"acct0"}, b.cfg.wdFlags...)
 	if err != nil {
 		return nil, err
 	}
-	e.profile = b.cfg.profile
 	defer e.close()
 	if err := e.startWebhookd(ctx); err != nil {
 		return nil, err
@@ -411,7 +412,7 @@ func (b *bench) runMemFlat(ctx context.Context) ([]*result, error) {
 	m.mark("end")
 	series := m.series()
 	u := m.stop()
-	ci, _ := e.consumerInfo(ctx, id)
+	pending, unacked, ciErr := e.webhookBacklog(ctx, id)
 	startRSS := series[0].RSSMB
 	peak := seriesMax(series) // sampled like q1Peak; VmHWM is in Usage
 	row := &result{
@@ -424,10 +425,10 @@ func (b *bench) runMemFlat(ctx context.Context) ([]*result, error) {
 	row.Notes = append(row.Notes, fmt.Sprintf("webhookd RSS start %.0f MB, after 1/4 %.0f MB, peak %.0f MB, end %.0f MB",
 		startRSS, q1Peak, peak, series[len(series)-1].RSSMB))
 	extra := map[string]any{"rss_series": thin(series, 200), "start_rss_mb": startRSS, "quarter_peak_rss_mb": q1Peak}
-	if ci != nil {
-		extra["consumer_pending"] = ci.NumPending
-		extra["consumer_ack_pending"] = ci.NumAckPending
-		row.Notes = append(row.Notes, fmt.Sprintf("consumer: %d waiting in the stream, %d held unacknowledged", ci.NumPending, ci.NumAckPending))
+	if ciErr == nil {
+		extra["consumer_pending"] = pending
+		extra["consumer_ack_pending"] = unacked
+		row.Notes = append(row.Notes, fmt.Sprintf("%s: %d waiting in the stream, %d held unacknowledged", e.backlogConsumer(), pending, unacked))
 	}
 	row.Extra = extra
 	return []*result{row}, nil
@@ -440,11 +441,10 @@ func (b *bench) setup(ctx context.Context, name string, accounts, perAccount int
 	for a := range accounts {
 		accts = append(accts, "acct"+strconv.Itoa(a))
 	}
-	e, err := newEnv(ctx, b.root, b.bins, name, accts, append(b.cfg.wdFlags, wdFlags...)...)
+	e, err := b.newEnv(ctx, name, accts, append(b.cfg.wdFlags, wdFlags...)...)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	e.profile = b.cfg.profile
 	fail := func(err error) (*env, *sinkProc, []string, error) {
 		e.close()
 		return nil, nil, nil, err
