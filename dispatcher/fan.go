@@ -44,7 +44,7 @@ func (f *fan) settle(ok bool) {
 }
 
 // handBackDelay is how long an event handed back whole waits: a second,
-// doubling with each delivery up to a minute, so that a cause that lasts
+// doubling with each delivery up to 64 s, so that a cause that lasts
 // (Redis away, a retry stream refusing copies) does not cycle the whole
 // backlog every second.
 func handBackDelay(m jetstream.Msg) time.Duration {
