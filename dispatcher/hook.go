@@ -181,11 +181,7 @@ func (hs *hooks) forget(h *hook) {
 func (h *hook) send(batch []*share) {
 	hs := h.hs
 	if hs.closing.Load() {
-		for _, s := range batch {
-			if s.once() {
-				s.f.settle(false) // the next owner of the partition gets it
-			}
-		}
+		handBack(batch) // the next owner of the partition gets it
 		return
 	}
 	w, ok := hs.idx.Get(h.id)
@@ -216,27 +212,11 @@ func (h *hook) send(batch []*share) {
 		switch {
 		case err != nil:
 			h.local.Release(1)
-			for _, s := range batch {
-				if s.once() {
-					s.f.settle(false) // Redis away: the partition event comes again
-				}
-			}
+			handBack(batch) // Redis away: the partition events come again
 			return
 		case slot.Gone:
-			// Redis says disabled or deleted. The index says so too within
-			// moments of a real change; until it does (or if Redis came
-			// back empty: the registry check refuses that one) the events
-			// are handed back, never dropped on Redis's word alone.
 			h.local.Release(1)
-			for _, s := range batch {
-				if cur, ok := hs.idx.Get(h.id); ok && cur.Enabled {
-					if s.once() {
-						s.f.settle(false)
-					}
-				} else {
-					_ = s.Ack()
-				}
-			}
+			h.gone(batch)
 			return
 		case slot.Acquired:
 			msgs := make([]jetstream.Msg, len(batch))
@@ -260,6 +240,29 @@ func (h *hook) send(batch []*share) {
 			h.divert(batch)
 			return
 		}
+	}
+}
+
+// handBack returns the partition events of batch whole (fan.settle).
+func handBack(batch []*share) {
+	for _, s := range batch {
+		if s.once() {
+			s.f.settle(false)
+		}
+	}
+}
+
+// gone settles a batch Redis says is for a disabled or deleted webhook.
+// The index says so too within moments of a real change; until it does
+// (or if Redis came back empty: the registry check refuses that one) the
+// events are handed back, never dropped on Redis's word alone.
+func (h *hook) gone(batch []*share) {
+	if cur, ok := h.hs.idx.Get(h.id); ok && cur.Enabled {
+		handBack(batch)
+		return
+	}
+	for _, s := range batch {
+		_ = s.Ack()
 	}
 }
 

@@ -160,22 +160,7 @@ func (r *runner) cycle(ctx context.Context, cons jetstream.Consumer) (time.Durat
 		}
 	}
 
-	if r.plan.wrap != nil {
-		for i, m := range msgs {
-			msgs[i] = r.plan.wrap(m)
-		}
-	}
-	if r.plan.stale != nil {
-		w, keep := *r.wh.Load(), msgs[:0]
-		for _, m := range msgs {
-			if r.plan.stale(w, m) {
-				_ = m.Ack()
-			} else {
-				keep = append(keep, m)
-			}
-		}
-		msgs = keep
-	}
+	msgs = r.planned(msgs)
 
 	// 4. Deliver concurrently; the slot, the local gate and the bytes are
 	// released when the delivery is done.
@@ -188,6 +173,28 @@ func (r *runner) cycle(ctx context.Context, cons jetstream.Consumer) (time.Durat
 		r.courier.deliver(*r.wh.Load(), holder, msgs)
 	}()
 	return 0, nil
+}
+
+// planned applies the plan to fetched messages: wrapped, and the stale
+// ones acknowledged and dropped.
+func (r *runner) planned(msgs []jetstream.Msg) []jetstream.Msg {
+	if r.plan.wrap != nil {
+		for i, m := range msgs {
+			msgs[i] = r.plan.wrap(m)
+		}
+	}
+	if r.plan.stale == nil {
+		return msgs
+	}
+	w, keep := *r.wh.Load(), msgs[:0]
+	for _, m := range msgs {
+		if r.plan.stale(w, m) {
+			_ = m.Ack()
+		} else {
+			keep = append(keep, m)
+		}
+	}
+	return keep
 }
 
 // acquire takes a request slot for holder while holding msgs. It returns

@@ -149,6 +149,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 }
 
 // validate checks every value; errors name their flag (see flagError).
+// It is one flat list of rules, one or two lines each, in flag order.
 func (c *serveConfig) validate(fromEnv map[string]string) error {
 	var errs []error
 	bad := func(name, value string, format string, a ...any) {

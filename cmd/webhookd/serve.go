@@ -52,7 +52,9 @@ const (
 //  5. the managed redis-server gets SIGTERM (fsyncs its AOF) and exits.
 //
 // Steps 3–5 are deferred in reverse start order, so they also run when
-// start-up fails half-way.
+// start-up fails half-way. It is long because it is the wiring, read top
+// to bottom in start order; splitting it would scatter the defers that
+// make the shutdown order.
 func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	cfg, err := parseServeConfig(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
