@@ -219,6 +219,13 @@ func (h *hook) send(batch []*share) {
 			h.gone(batch)
 			return
 		case slot.Acquired:
+			// Redis's ActiveSince is newer than the index's if a re-enable
+			// has not reached it yet: events stored before it are dropped.
+			if batch = dropStaleBefore(slot.ActiveSince, batch); len(batch) == 0 {
+				_ = hs.slots.ReleaseSlot(ctx, h.id, holder)
+				h.local.Release(1)
+				return
+			}
 			msgs := make([]jetstream.Msg, len(batch))
 			for i, s := range batch {
 				msgs[i] = s
@@ -270,9 +277,14 @@ func (h *hook) gone(batch []*share) {
 // activation: they were queued when w was disabled, and it was enabled
 // again since (a re-enable delivers only new events).
 func dropStale(w subscriptions.Webhook, batch []*share) []*share {
+	return dropStaleBefore(w.ActiveSince, batch)
+}
+
+// dropStaleBefore acknowledges (drops) the shares stored before since.
+func dropStaleBefore(since time.Time, batch []*share) []*share {
 	keep := batch[:0]
 	for _, s := range batch {
-		if md, err := s.Metadata(); err == nil && md.Timestamp.Before(w.ActiveSince) {
+		if md, err := s.Metadata(); err == nil && md.Timestamp.Before(since) {
 			_ = s.Ack()
 			continue
 		}

@@ -52,8 +52,8 @@ func (k *retryKeeper) retryPlan() runPlan {
 		idleWait: 2 * time.Second,
 		onIdle:   k.drained,
 		stale: func(w subscriptions.Webhook, m jetstream.Msg) bool {
-			if cur, ok := k.idx.Get(w.ID); ok {
-				w = *cur // the newest record: a re-enable moves ActiveSince
+			if cur, ok := k.idx.Get(w.ID); ok && cur.ActiveSince.After(w.ActiveSince) {
+				w.ActiveSince = cur.ActiveSince // a re-enable moves ActiveSince
 			}
 			return staleRetry(w, m)
 		},

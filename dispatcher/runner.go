@@ -140,7 +140,7 @@ func (r *runner) cycle(ctx context.Context, cons jetstream.Consumer) (time.Durat
 
 	// 2. Take a request slot (the Redis lease).
 	holder := uuid.NewString()
-	wait, err := r.acquire(ctx, holder, msgs)
+	wait, since, err := r.acquire(ctx, holder, msgs)
 	if err != nil || wait > 0 {
 		return wait, err
 	}
@@ -160,7 +160,7 @@ func (r *runner) cycle(ctx context.Context, cons jetstream.Consumer) (time.Durat
 		}
 	}
 
-	msgs = r.planned(msgs)
+	msgs = r.planned(msgs, since)
 
 	// 4. Deliver concurrently; the slot, the local gate and the bytes are
 	// released when the delivery is done.
@@ -176,8 +176,9 @@ func (r *runner) cycle(ctx context.Context, cons jetstream.Consumer) (time.Durat
 }
 
 // planned applies the plan to fetched messages: wrapped, and the stale
-// ones acknowledged and dropped.
-func (r *runner) planned(msgs []jetstream.Msg) []jetstream.Msg {
+// ones acknowledged and dropped. since is the webhook's ActiveSince as
+// Redis gave it with the slot: newer than any cached record.
+func (r *runner) planned(msgs []jetstream.Msg, since time.Time) []jetstream.Msg {
 	if r.plan.wrap != nil {
 		for i, m := range msgs {
 			msgs[i] = r.plan.wrap(m)
@@ -187,6 +188,9 @@ func (r *runner) planned(msgs []jetstream.Msg) []jetstream.Msg {
 		return msgs
 	}
 	w, keep := *r.wh.Load(), msgs[:0]
+	if since.After(w.ActiveSince) {
+		w.ActiveSince = since
+	}
 	for _, m := range msgs {
 		if r.plan.stale(w, m) {
 			_ = m.Ack()
@@ -200,26 +204,26 @@ func (r *runner) planned(msgs []jetstream.Msg) []jetstream.Msg {
 // acquire takes a request slot for holder while holding msgs. It returns
 // a positive wait when the webhook is backing off: the events went back to
 // the stream, to come again when the next attempt is due.
-func (r *runner) acquire(ctx context.Context, holder string, msgs []jetstream.Msg) (time.Duration, error) {
+func (r *runner) acquire(ctx context.Context, holder string, msgs []jetstream.Msg) (time.Duration, time.Time, error) {
 	lastProgress := time.Now()
 	for {
 		slot, err := r.slots.AcquireSlot(ctx, r.id, holder, r.cfg.MaxInFlight, r.cfg.Lease)
 		switch {
 		case err != nil:
 			nakAll(msgs, time.Second) // Redis away: hand back and pause
-			return 0, err
+			return 0, time.Time{}, err
 		case slot.Gone:
 			nakAll(msgs, maxSleep)
-			return 0, errGone
+			return 0, time.Time{}, errGone
 		case slot.Acquired:
-			return 0, nil
+			return 0, slot.ActiveSince, nil
 		case slot.RetryAfter > maxHold:
 			nakAll(msgs, slot.RetryAfter)
-			return min(jitter(slot.RetryAfter), maxSleep), nil
+			return min(jitter(slot.RetryAfter), maxSleep), time.Time{}, nil
 		}
 		if !sleep(ctx, jitter(max(slot.RetryAfter, 5*time.Millisecond))) {
 			nakAll(msgs, 0)
-			return 0, ctx.Err()
+			return 0, time.Time{}, ctx.Err()
 		}
 		if time.Since(lastProgress) > r.cfg.ackWait()/3 {
 			inProgress(msgs)

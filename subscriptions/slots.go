@@ -24,6 +24,11 @@ type Slot struct {
 	RetryAfter time.Duration
 	// Gone: the webhook is disabled or deleted; stop delivering.
 	Gone bool
+	// ActiveSince is, with Acquired, when the webhook's delivery last
+	// (re)started, read in the same script: events stored before it must
+	// not be sent (a re-enable delivers only new events), whatever a
+	// replica's cached record says.
+	ActiveSince time.Time
 }
 
 // luaSlotTTL keeps the slots key alive exactly as long as its longest
@@ -44,11 +49,12 @@ end
 //
 // KEYS: wh:{id}:slots, wh:{id}
 // ARGV: max, holder, lease ms, poll ms
-// Reply: {1, 0} acquired, {0, retry ms} not acquired, {2, 0} gone.
+// Reply: {1, 0, active_since ms} acquired, {0, retry ms} not acquired,
+// {2, 0} gone.
 var acquireScript = redis.NewScript(luaPrelude + luaSlotTTL + `
 local now = now_ms()
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local h = redis.call('HMGET', KEYS[2], 'enabled', 'error_since', 'next_attempt_at')
+local h = redis.call('HMGET', KEYS[2], 'enabled', 'error_since', 'next_attempt_at', 'active_since')
 if h[1] ~= '1' then return {2, 0} end
 local limit = tonumber(ARGV[1])
 if (tonumber(h[2]) or 0) > 0 then
@@ -59,7 +65,7 @@ end
 if redis.call('ZSCORE', KEYS[1], ARGV[2]) or redis.call('ZCARD', KEYS[1]) < limit then
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
   slot_ttl(KEYS[1], now)
-  return {1, 0}
+  return {1, 0, tonumber(h[4]) or 0}
 end
 return {0, tonumber(ARGV[4])}
 `)
@@ -109,12 +115,16 @@ func (s *Store) AcquireSlot(ctx context.Context, id, holder string, max int, lea
 	if err != nil {
 		return Slot{}, fmt.Errorf("subscriptions: acquire slot %s: %w", id, err)
 	}
-	if len(res) != 2 {
+	if len(res) < 2 {
 		return Slot{}, fmt.Errorf("subscriptions: acquire slot %s: unexpected reply %v", id, res)
 	}
 	switch res[0] {
 	case 1:
-		return Slot{Acquired: true}, nil
+		s := Slot{Acquired: true}
+		if len(res) > 2 {
+			s.ActiveSince = msTime(res[2])
+		}
+		return s, nil
 	case 2:
 		return Slot{Gone: true}, nil
 	}
