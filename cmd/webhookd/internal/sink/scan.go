@@ -1,12 +1,11 @@
 package sink
 
 import (
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"math/bits"
+
+	"github.com/webhookd/webhookd/batcher/jsonscan"
 )
 
 // deliveryScan is what the sink takes from a delivery body. Its slices
@@ -37,16 +36,18 @@ func (d *deliveryScan) addTopic(t []byte) {
 // creation time, in Unix nanoseconds, inside its payload.
 var publishedPath = [...]string{"data", "attributes", "event_properties", "published_ns"}
 
-// maxJSONDepth bounds nesting, so a hostile body of a million '[' cannot
-// grow the goroutine stack without limit (encoding/json allows 10,000).
-const maxJSONDepth = 1000
+// maxJSONDepth is the nesting limit, counted from the body's top: the
+// one limit webhookd has (batcher refuses deeper events at intake, so no
+// body it sends comes near it).
+const maxJSONDepth = jsonscan.MaxDepth
 
 // scanDelivery fills d from body, a delivery envelope (reference §7.2):
 //
 //	{"data":[{"external_id":"…","topic":"…","payload":{…}},…],"meta":{"klaviyo_webhook_id":"…",…}}
 //
 // keyOf turns an external_id into its dedupe key. It validates the whole
-// body as JSON in one pass (like json.Valid, minus UTF-8 checks) but
+// body in one pass with jsonscan's rules (json.Valid's grammar, strings
+// UTF-8, numbers within a double, nesting within jsonscan.MaxDepth) but
 // decodes only those fields and payload.data.attributes.event_properties
 // .published_ns; every other value, payloads included, is skipped. Member
 // order is free; unknown members are allowed; data and meta may appear
@@ -80,7 +81,7 @@ func scanDelivery(body []byte, d *deliveryScan, keyOf func(externalID []byte) ui
 			haveMeta = true
 			err = s.meta(d)
 		default:
-			err = s.value(-1)
+			err = s.skip()
 		}
 		if err != nil {
 			return err
@@ -101,12 +102,13 @@ func scanDelivery(body []byte, d *deliveryScan, keyOf func(externalID []byte) ui
 	return nil
 }
 
-// jsonScanner walks a JSON text. Its methods start at the first byte of
-// what they read and stop just past it; errors report the byte offset.
+// jsonScanner walks a delivery envelope with jsonscan's primitives. Its
+// methods start at the first byte of what they read and stop just past
+// it; errors report the byte offset.
 type jsonScanner struct {
 	b     []byte
 	i     int
-	depth int
+	depth int   // open arrays and objects around b[i]
 	pub   int64 // published_ns of the current event, if hasPub
 	// hasPub is set by value when it meets publishedPath.
 	hasPub bool
@@ -116,28 +118,25 @@ func (s *jsonScanner) fail(what string) error {
 	return fmt.Errorf("byte %d: %s", s.i, what)
 }
 
-func (s *jsonScanner) ws() {
-	if s.i < len(s.b) && s.b[s.i] > ' ' { // compact JSON: the usual case
-		return
+// failAt reports err, one of jsonscan's, at the offending byte.
+func (s *jsonScanner) failAt(end int, err error) error {
+	s.i = end
+	if errors.Is(err, jsonscan.ErrDepth) {
+		s.depth = maxJSONDepth + 1 // as open leaves it: past the limit
 	}
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
+	return fmt.Errorf("byte %d: %w", end, err)
 }
+
+func (s *jsonScanner) ws() { s.i = jsonscan.Space(s.b, s.i) }
 
 // open consumes c, the opening '{' or '[', and the white space after it,
 // and reports whether end follows at once (and consumes it).
 func (s *jsonScanner) open(c, end byte) (empty bool, err error) {
 	if s.i >= len(s.b) || s.b[s.i] != c {
-		return false, s.fail("want '" + string(c) + "'")
+		return false, s.failAt(s.i, jsonscan.ErrSyntax)
 	}
 	if s.depth++; s.depth > maxJSONDepth {
-		return false, s.fail("nested too deeply")
+		return false, s.failAt(s.i, jsonscan.ErrDepth)
 	}
 	s.i++
 	s.ws()
@@ -165,22 +164,40 @@ func (s *jsonScanner) next(end byte) (more bool, err error) {
 			return false, nil
 		}
 	}
-	return false, s.fail("want ',' or '" + string(end) + "'")
+	return false, s.failAt(s.i, jsonscan.ErrSyntax)
 }
 
-// key reads an object member's name and the ':' after it.
+// key reads an object member's name, unescaped, and the ':' and white
+// space after it.
 func (s *jsonScanner) key() ([]byte, error) {
-	k, err := s.stringValue()
+	nameEnd, v, err := jsonscan.Member(s.b, s.i)
 	if err != nil {
-		return nil, err
+		return nil, s.failAt(v, err)
 	}
-	s.ws()
-	if s.i >= len(s.b) || s.b[s.i] != ':' {
-		return nil, s.fail("want ':'")
-	}
-	s.i++
-	s.ws()
+	k := jsonscan.Unquote(s.b[s.i:nameEnd])
+	s.i = v
 	return k, nil
+}
+
+// stringValue reads a string and returns its contents, unescaped.
+func (s *jsonScanner) stringValue() ([]byte, error) {
+	end, _, err := jsonscan.String(s.b, s.i)
+	if err != nil {
+		return nil, s.failAt(end, err)
+	}
+	v := jsonscan.Unquote(s.b[s.i:end])
+	s.i = end
+	return v, nil
+}
+
+// skip scans past one value, at the current depth.
+func (s *jsonScanner) skip() error {
+	end, err := jsonscan.Skip(s.b, s.i, s.depth)
+	if err != nil {
+		return s.failAt(end, err)
+	}
+	s.i = end
+	return nil
 }
 
 // items reads the data array.
@@ -215,7 +232,7 @@ func (s *jsonScanner) item(d *deliveryScan, keyOf func([]byte) uint64) error {
 		case "payload":
 			err = s.value(0)
 		default:
-			err = s.value(-1)
+			err = s.skip()
 		}
 		if err != nil {
 			return err
@@ -246,7 +263,7 @@ func (s *jsonScanner) meta(d *deliveryScan) error {
 		if string(k) == "klaviyo_webhook_id" {
 			d.webhookID, err = s.stringValue()
 		} else {
-			err = s.value(-1)
+			err = s.skip()
 		}
 		if err == nil {
 			more, err = s.next('}')
@@ -255,52 +272,31 @@ func (s *jsonScanner) meta(d *deliveryScan) error {
 	return err
 }
 
-// value skips one value. want is how much of publishedPath leads here
-// (the index of the next name to match), or -1 when off that path.
+// value scans one value. want is how much of publishedPath leads here
+// (the index of the next name to match), or -1 when off that path. Only
+// objects on the path are walked here; everything else is skipped whole.
 func (s *jsonScanner) value(want int) error {
-	if s.i >= len(s.b) {
-		return s.fail("want a value")
+	if want < 0 || s.i >= len(s.b) || s.b[s.i] != '{' {
+		return s.skip()
 	}
-	switch s.b[s.i] {
-	case '{':
-		empty, err := s.open('{', '}')
-		for more := !empty; more && err == nil; {
-			var k []byte
-			if k, err = s.key(); err != nil {
-				break
-			}
-			switch {
-			case want < 0 || string(k) != publishedPath[want]:
-				err = s.value(-1)
-			case want+1 == len(publishedPath):
-				err = s.publishedNS()
-			default:
-				err = s.value(want + 1)
-			}
-			if err == nil {
-				more, err = s.next('}')
-			}
+	empty, err := s.open('{', '}')
+	for more := !empty; more && err == nil; {
+		var k []byte
+		if k, err = s.key(); err != nil {
+			break
 		}
-		return err
-	case '[':
-		empty, err := s.open('[', ']')
-		for more := !empty; more && err == nil; {
-			if err = s.value(-1); err == nil {
-				more, err = s.next(']')
-			}
+		switch {
+		case string(k) != publishedPath[want]:
+			err = s.skip()
+		case want+1 == len(publishedPath):
+			err = s.publishedNS()
+		default:
+			err = s.value(want + 1)
 		}
-		return err
-	case '"':
-		_, _, err := s.str()
-		return err
-	case 't':
-		return s.literal("true")
-	case 'f':
-		return s.literal("false")
-	case 'n':
-		return s.literal("null")
+		if err == nil {
+			more, err = s.next('}')
+		}
 	}
-	_, err := s.number()
 	return err
 }
 
@@ -308,16 +304,17 @@ func (s *jsonScanner) value(want int) error {
 // anything else skipped.
 func (s *jsonScanner) publishedNS() error {
 	if s.i < len(s.b) && (s.b[s.i] == '-' || s.b[s.i] >= '0' && s.b[s.i] <= '9') {
-		raw, err := s.number()
+		end, err := jsonscan.Number(s.b, s.i)
 		if err != nil {
-			return err
+			return s.failAt(end, err)
 		}
-		if v, ok := parseDigits(raw); ok {
+		if v, ok := parseDigits(s.b[s.i:end]); ok {
 			s.pub, s.hasPub = v, true
 		}
+		s.i = end
 		return nil
 	}
-	return s.value(-1)
+	return s.skip()
 }
 
 // parseDigits parses a non-negative int64 written in decimal digits.
@@ -336,145 +333,4 @@ func parseDigits(b []byte) (int64, bool) {
 		return 0, false
 	}
 	return int64(v), true
-}
-
-func (s *jsonScanner) literal(lit string) error {
-	if len(s.b)-s.i < len(lit) || string(s.b[s.i:s.i+len(lit)]) != lit {
-		return s.fail("want a value")
-	}
-	s.i += len(lit)
-	return nil
-}
-
-// number reads a number per RFC 8259 and returns its text.
-func (s *jsonScanner) number() ([]byte, error) {
-	b, start, i := s.b, s.i, s.i
-	digits := func() int {
-		j := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		return i - j
-	}
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case digits() == 0:
-		s.i = i
-		return nil, s.fail("want a value")
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		if digits() == 0 {
-			s.i = i
-			return nil, s.fail("want a digit")
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if digits() == 0 {
-			s.i = i
-			return nil, s.fail("want a digit")
-		}
-	}
-	s.i = i
-	return b[start:i], nil
-}
-
-// stringValue reads a string and returns its contents, unescaped.
-func (s *jsonScanner) stringValue() ([]byte, error) {
-	if s.i >= len(s.b) || s.b[s.i] != '"' {
-		return nil, s.fail("want a string")
-	}
-	raw, esc, err := s.str()
-	if err != nil || !esc {
-		return raw, err
-	}
-	var v string // rare: let encoding/json apply the escapes
-	if err := json.Unmarshal(s.b[s.i-len(raw)-2:s.i], &v); err != nil {
-		return nil, s.fail("bad string")
-	}
-	return []byte(v), nil
-}
-
-// str reads the string at s.i, validating its escapes and rejecting
-// control characters, and returns its raw contents and whether they hold
-// escapes. Strings are most of a body's bytes, so it looks at eight bytes
-// at a time (see strSpecial).
-func (s *jsonScanner) str() (raw []byte, esc bool, err error) {
-	b := s.b
-	start := s.i + 1
-	i := start
-	for {
-		if i+8 <= len(b) {
-			m := strSpecial(binary.LittleEndian.Uint64(b[i:]))
-			if m == 0 {
-				i += 8
-				continue
-			}
-			i += bits.TrailingZeros64(m) / 8
-		}
-		if i >= len(b) {
-			s.i = i
-			return nil, false, s.fail("unterminated string")
-		}
-		switch c := b[i]; {
-		case c == '"':
-			s.i = i + 1
-			return b[start:i], esc, nil
-		case c == '\\':
-			n := escapeLen(b[i:])
-			if n == 0 {
-				s.i = i
-				return nil, false, s.fail("bad escape")
-			}
-			i += n
-			esc = true
-		case c < 0x20:
-			s.i = i
-			return nil, false, s.fail("control character in string")
-		default: // only in the last seven bytes of the body
-			i++
-		}
-	}
-}
-
-// strSpecial returns a mask with the high bit set in the lowest byte of
-// w (little endian, so the first in memory) that is '"', '\\' or below
-// 0x20, or 0 if there is none. It uses the haszero and hasless tricks of
-// "Bit Twiddling Hacks": they may also flag bytes above a true hit (the
-// subtraction borrows), never below one, so the lowest flag is exact.
-func strSpecial(w uint64) uint64 {
-	const lo, hi = 0x0101010101010101, 0x8080808080808080
-	q, bs := w^(lo*'"'), w^(lo*'\\')
-	return ((w-lo*0x20)&^w | (q-lo)&^q | (bs-lo)&^bs) & hi
-}
-
-// escapeLen returns the length of the escape sequence b starts with, or
-// 0 if it is not one.
-func escapeLen(b []byte) int {
-	if len(b) < 2 {
-		return 0
-	}
-	switch b[1] {
-	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-		return 2
-	case 'u':
-		if len(b) < 6 {
-			return 0
-		}
-		for _, c := range b[2:6] {
-			if (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
-				return 0
-			}
-		}
-		return 6
-	}
-	return 0
 }
