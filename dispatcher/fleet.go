@@ -59,17 +59,6 @@ func (f *fleet) run(ctx context.Context, w subscriptions.Webhook) {
 	r.start(ctx)
 }
 
-// stop stops webhook id's runner, if it runs.
-func (f *fleet) stop(id string) {
-	f.mu.Lock()
-	r, ok := f.runners[id]
-	delete(f.runners, id)
-	f.mu.Unlock()
-	if ok {
-		r.stop()
-	}
-}
-
 // stopAllOf stops the runners of ids at once and waits for them.
 func (f *fleet) stopAllOf(ids []string) {
 	f.mu.Lock()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net"
-	"os"
 	"sort"
 	"strconv"
 	"sync"
@@ -275,15 +274,5 @@ func (e *env) publishRoundRobin(prefix func() string, subjects []string, interva
 		mu.Lock()
 		defer mu.Unlock()
 		return ids
-	}
-}
-
-// knownBug skips a test that reproduces an open product bug unless
-// WEBHOOKD_TEST_KNOWN_BUGS is set, so the suite stays green until the fix
-// lands with the guard removed.
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("WEBHOOKD_TEST_KNOWN_BUGS") == "" {
-		t.Skip("reproduces an open product bug (" + what + "); set WEBHOOKD_TEST_KNOWN_BUGS=1 to run")
 	}
 }
