@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"errors"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,10 @@ type indexFeed interface {
 	Changes(ctx context.Context, after string, limit int, block time.Duration) ([]subscriptions.Change, string, error)
 	Lookup(ctx context.Context, id string) (subscriptions.Webhook, error)
 }
+
+// freeAfterLoad is the registry size from which a full load returns its
+// garbage to the OS at once (see reload).
+const freeAfterLoad = 1000
 
 // Index limits. A batch of 1,000 changes is one XRANGE and at most 1,000
 // HGETALLs; the 2 s block bounds how long Run takes to return once ctx is
@@ -211,6 +216,14 @@ func (x *index) reload(ctx context.Context) (string, error) {
 	x.data = d
 	x.mu.Unlock()
 	x.log.Info().Int("webhooks", len(ws)).Msg("webhook index loaded")
+	if len(ws) >= freeAfterLoad {
+		// A full load decodes every record through go-redis's reply maps:
+		// several times the index's own size, garbage once the index is
+		// built. Hand it back to the OS now rather than keep it as RSS
+		// until the runtime's scavenger gets to it (a rare, one-off cost:
+		// start-up and a trimmed feed).
+		debug.FreeOSMemory()
+	}
 	if !x.isLoaded {
 		x.isLoaded = true
 		close(x.loaded)
