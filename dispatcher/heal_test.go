@@ -69,7 +69,7 @@ func TestPartitionConsumerRecreatedFromRecent(t *testing.T) {
 	consumed := make(chan struct{})
 	go func() {
 		defer close(consumed)
-		ps.consume(ctx, 0)
+		ps.consume(ctx, 0, &partitionRun{})
 	}()
 	var info *jetstream.ConsumerInfo
 	waitFor(t, "the partition consumer to be made again", func() bool {

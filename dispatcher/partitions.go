@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,11 +30,66 @@ type partitions struct {
 
 	mu      sync.Mutex
 	running map[int]*partitionRun
+	gen     atomic.Int64 // bumped each time a runner recreates the streams
+	healMu  sync.Mutex   // one stream recreation at a time
 }
 
 type partitionRun struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	mu   sync.Mutex
+	kick context.CancelFunc // ends the current pull: the consumer was replaced
+	gen  int64              // the streams' generation its consumer handle is from
+}
+
+// setKick records how to end the current pull.
+func (r *partitionRun) setKick(f context.CancelFunc) {
+	r.mu.Lock()
+	r.kick = f
+	r.mu.Unlock()
+}
+
+// heal recreates the streams, once per loss: a runner whose consumer
+// handle is of generation gen recreates them only if no other runner did
+// since, and then has every other runner on an old handle take a fresh
+// one. It returns the current generation.
+func (ps *partitions) heal(ctx context.Context, gen int64) (int64, error) {
+	ps.healMu.Lock()
+	defer ps.healMu.Unlock()
+	if cur := ps.gen.Load(); cur != gen {
+		return cur, nil // healed by another partition already
+	}
+	if err := ps.streams.create(ctx); err != nil {
+		return gen, err
+	}
+	gen = ps.gen.Add(1)
+	go ps.kickStale(gen) // not from under this partition's own loop
+	return gen, nil
+}
+
+// setGen records the streams' generation of the run's consumer handle.
+func (r *partitionRun) setGen(g int64) {
+	r.mu.Lock()
+	r.gen = g
+	r.mu.Unlock()
+}
+
+// kickStale ends the current pull of every partition whose consumer
+// handle predates generation gen, so it takes a fresh one: after the
+// streams were recreated, a pull on the old consumer would otherwise wait
+// out its heartbeats (20 s and more). A pull on a current handle is left
+// alone (ending it would drop the messages in flight to it).
+func (ps *partitions) kickStale(gen int64) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for _, r := range ps.running {
+		r.mu.Lock()
+		if r.kick != nil && r.gen < gen {
+			r.kick()
+		}
+		r.mu.Unlock()
+	}
 }
 
 // start begins consuming partition k.
@@ -48,7 +104,7 @@ func (ps *partitions) start(k int) {
 	ps.running[k] = run
 	go func() {
 		defer close(run.done)
-		ps.consume(ctx, k)
+		ps.consume(ctx, k, run)
 	}()
 }
 
@@ -67,7 +123,7 @@ func (ps *partitions) stop(k int) {
 }
 
 // consume is partition k's fetch loop.
-func (ps *partitions) consume(ctx context.Context, k int) {
+func (ps *partitions) consume(ctx context.Context, k int, run *partitionRun) {
 	log := ps.log.With().Int("partition", k).Logger()
 	select {
 	case <-ps.idx.Loaded():
@@ -81,13 +137,14 @@ func (ps *partitions) consume(ctx context.Context, k int) {
 			return
 		}
 		if cons == nil {
+			gen := ps.gen.Load()
 			c, err := ensurePartition(ctx, ps.js, ps.cfg, k, false, log)
 			if errors.Is(err, jetstream.ErrStreamNotFound) {
 				// The server lost the stream (restarted without its
 				// store, or an operator deleted it): recreate it rather
 				// than stall. Whatever it held is gone.
 				log.Error().Str("stream", ps.cfg.Stream).Msg("event stream missing on the NATS server; recreating it")
-				if err = ps.streams.create(ctx); err == nil {
+				if gen, err = ps.heal(ctx, gen); err == nil {
 					c, err = ensurePartition(ctx, ps.js, ps.cfg, k, false, log)
 				}
 			}
@@ -99,8 +156,18 @@ func (ps *partitions) consume(ctx context.Context, k int) {
 				continue
 			}
 			cons = c
+			run.setGen(gen)
 		}
-		if err := ps.cycle(ctx, cons); err != nil {
+		fctx, kick := context.WithCancel(ctx)
+		run.setKick(kick)
+		err := ps.cycle(fctx, cons)
+		kicked := fctx.Err() != nil && ctx.Err() == nil
+		kick()
+		if kicked {
+			cons = nil // take a fresh handle: the consumer was replaced
+			continue
+		}
+		if err != nil {
 			if ctx.Err() == nil && pause == 0 {
 				log.Warn().Err(err).Msg("fetching events; retrying")
 			}
