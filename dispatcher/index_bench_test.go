@@ -76,9 +76,6 @@ func ixLoad(ws []subscriptions.Webhook) *index {
 // with both lookups against the 2 KB per idle webhook (the
 // figure is logged: go test -v -run TestIndexMemory).
 func TestIndexMemory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("100,000 webhooks")
-	}
 	before := ixHeap()
 	ws := ixFabricate(ixWebhooks, ixAccounts)
 	input := ixHeap() - before

@@ -21,7 +21,7 @@ import (
 func TestPartitionsMoveWithReplicas(t *testing.T) {
 	n := needPartitions(t)
 	if n%2 != 0 {
-		t.Skipf("%d partitions do not split evenly over two replicas", n)
+		t.Fatalf("%d partitions do not split evenly over two replicas; the test needs an even number", n)
 	}
 	t.Parallel()
 	e := newEnv(t, nil)
