@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -77,34 +75,7 @@ func TestPausedReplicaKeepsTheCap(t *testing.T) {
 // publishUntil publishes an event every interval from a goroutine until
 // the returned func is called; that func returns the acknowledged ids.
 func (e *env) publishUntil(prefix string, interval time.Duration) func() []string {
-	var (
-		mu   sync.Mutex
-		ids  []string
-		done atomic.Bool
-		wg   sync.WaitGroup
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; !done.Load(); i++ {
-			id := fmt.Sprintf("%s-%d", prefix, i)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if _, err := e.js.Publish(ctx, topicSMS, eventBody(id)); err == nil {
-				mu.Lock()
-				ids = append(ids, id)
-				mu.Unlock()
-			}
-			cancel()
-			time.Sleep(interval)
-		}
-	}()
-	return func() []string {
-		done.Store(true)
-		wg.Wait()
-		mu.Lock()
-		defer mu.Unlock()
-		return ids
-	}
+	return e.publishRoundRobin(func() string { return prefix }, []string{topicSMS}, interval)
 }
 
 // Issue 13, "Duplicates with no fault": when --batch-max-bytes splits a
