@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/webhookd/webhookd/batcher"
+	"github.com/webhookd/webhookd/dispatcher/activity"
 )
 
 // Config configures a Dispatcher. Zero fields take the defaults shown.
@@ -52,6 +53,10 @@ type Config struct {
 	UserAgent              string // User-Agent header ("webhookd")
 
 	Observer Observer // told about every request, for metrics (none)
+
+	// Activity receives one record per request sent, for the attempt log
+	// (activity.Discard when nil). It must not block.
+	Activity activity.Recorder
 }
 
 // DefaultMaxBufferedBytes is Config.MaxBufferedBytes's default: 64
@@ -103,6 +108,9 @@ func (c Config) withDefaults() Config {
 		c.StreamMaxAge = c.DisableAfter + 24*time.Hour
 	}
 	def(&c.ReconcileInterval, 500*time.Millisecond)
+	if c.Activity == nil {
+		c.Activity = activity.Discard{}
+	}
 	if c.UserAgent == "" {
 		c.UserAgent = "webhookd"
 	}
