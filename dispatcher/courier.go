@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/webhookd/webhookd/batcher"
+	"github.com/webhookd/webhookd/dispatcher/activity"
 	"github.com/webhookd/webhookd/subscriptions"
 )
 
@@ -44,6 +45,10 @@ type delivery struct {
 	// delivered: some request of this delivery succeeded, so the endpoint
 	// is answering; a part it refuses is about content, not an outage.
 	delivered bool
+	// trigger is why this delivery is made, for the attempt log: empty
+	// for live traffic (live or retry by the events' attempt count),
+	// activity.TriggerReplay or TriggerTest otherwise.
+	trigger activity.Trigger
 }
 
 // deliver sends msgs to w in as few requests as the caps allow, one after
