@@ -3,6 +3,7 @@ module github.com/webhookd/webhookd
 go 1.26.0
 
 require (
+	github.com/flosch/pongo2/v6 v6.0.0
 	github.com/google/go-cmp v0.7.0
 	github.com/google/uuid v1.6.0
 	github.com/nats-io/nats-server/v2 v2.15.2

@@ -1,0 +1,243 @@
+package flowtmpl
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func render(t *testing.T, src string, data map[string]any) string {
+	t.Helper()
+	tpl, err := Parse(src, Limits{})
+	if err != nil {
+		t.Fatalf("Parse(%q) = %v", src, err)
+	}
+	out, err := tpl.Render(data)
+	if err != nil {
+		t.Fatalf("Render(%q) = %v", src, err)
+	}
+	return string(out)
+}
+
+func sample(t *testing.T) map[string]any {
+	t.Helper()
+	ev, err := ParseEvent([]byte(sampleEvent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev.Context(Organization{Name: "Shop", URL: "https://shop.example"})
+}
+
+func TestRender(t *testing.T) {
+	data := sample(t)
+	data["neg"] = -1.2
+	data["odd"] = map[string]any{"q": `say "hi" \ <b>&` + "\n\t\x01"}
+	for _, tc := range []struct{ src, want string }{
+		{`{{ event.value }}`, `59.5`},
+		{`{{ event.Quantity }}`, `2`},
+		{`{{ event.Quantity * 2 }}`, `4`},
+		{`{{ event.value * 2 }}`, `119`},
+		{`{{ event.value + 0.25 }}`, `59.75`},
+		{`{{ event.value / 4 }}`, `14.875`},
+		{`{{ person|lookup:'VIP' }}`, `true`},
+		{`{{ person|lookup:'Loyalty Points' }}`, `120`},
+		{`{{ event|lookup:'$value' }}`, `59.5`},
+		{`{{ person|lookup:'Missing'|default:"none" }}`, `none`},
+		{`{{ person.email }}`, `ada@example.com`},
+		{`{{ person.id }}`, `01HSAMPLEPROFILE`},
+		{`{{ person.location.city }}`, `London`},
+		{`{{ event.id }}`, `4vRpBT5cNe8`},
+		{`{{ organization.name }}`, `Shop`},
+		{`{{ odd.q }}`, `say \"hi\" \\ <b>&\n\t\u0001`},
+		{`{{ odd.q|safe }}`, "say \"hi\" \\ <b>&\n\t\x01"},
+		{`{{ event.Quantity > 1 }}`, `true`},
+		{`{{ event.nothing }}`, ``},
+		{`{{ event.ItemNames }}`, `["Shirt","Socks"]`},
+		{`{{ event.ItemNames|join:", " }}`, `Shirt, Socks`},
+		{`{{ event.value|floatformat:2 }}`, `59.50`},
+		{`{{ 3.0|floatformat }}`, `3`},
+		{`{{ neg|abs }}`, `1.2`},
+		{`{{ 1|at_least:5 }}`, `5`},
+		{`{{ 5.01|ceil }}`, `6`},
+		{`{{ 59.456|round:2 }}`, `59.46`},
+		{`{{ "hello"|append:" world" }}`, `hello world`},
+		{`{{ "ada"|capitalize }}`, `Ada`},
+		{`{{ "ada@example.com"|base64_encode }}`, `YWRhQGV4YW1wbGUuY29t`},
+		{`{{ "YWRh"|base64_decode }}`, `ada`},
+		{`{{ 2|add:3 }}|{{ 2.5|add:1 }}|{{ "a"|add:"b" }}`, `5|3.5|ab`},
+		{`{% if person|lookup:'Loyalty Points' > 100 %}vip{% else %}std{% endif %}`, `vip`},
+		{`{% for i in event.Items %}{{ forloop.counter }}:{{ i.SKU }}{% if not forloop.last %},{% endif %}{% endfor %}`, `1:SH-1,2:SO-1`},
+		{`{% for i in event.Nothing %}x{% empty %}none{% endfor %}`, `none`},
+		{`{% for k, v in event.BillingAddress %}{% if k == "City" %}{{ v }}{% endif %}{% endfor %}`, `London`},
+		{`{# {{ not printed }} #}ok`, `ok`},
+		{`{% verbatim %}{{ raw }}{% endverbatim %}`, `{{ raw }}`},
+		{`{% if "}}" == "}}" %}y{% endif %}`, `y`},
+		{`{{- " a " -}}`, ` a `},
+		{`{% with total=event.value %}{{ total }}{% endwith %}`, `59.5`},
+	} {
+		if got := render(t, tc.src, data); got != tc.want {
+			t.Errorf("Render(%s) = %s, want %s", tc.src, got, tc.want)
+		}
+	}
+}
+
+// A body made of the usual parts renders to the JSON it means.
+func TestRenderJSONBody(t *testing.T) {
+	src := `{
+  "email": "{{ person.email }}",
+  "points": {{ person|lookup:'Loyalty Points'|default:0 }},
+  "vip": {{ person|lookup:'VIP' }},
+  "total": {{ event.value }},
+  "double": {{ event.Quantity * 2 }},
+  {% if event.DiscountCode %}"code": "{{ event.DiscountCode }}",{% endif %}
+  "items": [{% for i in event.Items %}{"sku": "{{ i.SKU }}", "price": {{ i.ItemPrice }}}{% if not forloop.last %},{% endif %}{% endfor %}]
+}`
+	tpl, err := Parse(src, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tpl.RenderJSON(sample(t))
+	if err != nil {
+		t.Fatalf("RenderJSON = %v", err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := `{"double":4,"email":"ada@example.com","items":[{"price":49.5,"sku":"SH-1"},{"price":10,"sku":"SO-1"}],"points":120,"total":59.5,"vip":true}`
+	if b, _ := json.Marshal(got); string(b) != want {
+		t.Errorf("RenderJSON = %s, want %s", b, want)
+	}
+}
+
+func TestBannedAndSyntax(t *testing.T) {
+	for _, tc := range []struct {
+		src  string
+		line int
+	}{
+		{`{% include "x.json" %}`, 1},
+		{`{% extends "base" %}`, 1},
+		{`{% import "m" m %}`, 1},
+		{"{\n\n{% ssi \"/etc/passwd\" %}", 3},
+		{`{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}`, 1},
+		{`{% filter upper %}x{% endfilter %}`, 1},
+		{`{% spaceless %}x{% endspaceless %}`, 1},
+		{`{% autoescape off %}x{% endautoescape %}`, 1},
+		{`{% lorem 100000000 w %}`, 1},
+		{`{{ 1|stringformat:"%999999999d" }}`, 1},
+		{"ok\n{% if %}", 2},
+		{"a\nb\n{{ person. }}", 3},
+		{"{% for x in %}{% endfor %}", 1},
+		{"{{ x|nosuchfilter }}", 1},
+	} {
+		_, err := Parse(tc.src, Limits{})
+		var fe *Error
+		if !errors.As(err, &fe) || !errors.Is(err, ErrSyntax) {
+			t.Errorf("Parse(%q) = %v, want an ErrSyntax *Error", tc.src, err)
+			continue
+		}
+		if fe.Line != tc.line {
+			t.Errorf("Parse(%q) error line = %d (%v), want %d", tc.src, fe.Line, err, tc.line)
+		}
+	}
+}
+
+func TestBudgets(t *testing.T) {
+	big := make([]any, 100_000)
+	for i := range big {
+		big[i] = i
+	}
+	data := map[string]any{"big": big, "s": strings.Repeat("x", 1000)}
+	lim := Limits{MaxIterations: 1000, MaxOutputBytes: 10_000, MaxRenderTime: time.Second}
+	for _, tc := range []struct{ name, src string }{
+		{"iterations", `{% for a in big %}{% endfor %}`},
+		{"nested iterations", `{% for a in big %}{% for b in big %}{% endfor %}{% endfor %}`},
+		{"output of prints", `{% for a in big %}{{ s }}{% endfor %}`},
+		{"output of text", `{% for a in big %}xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx{% endfor %}`},
+		{"one huge print", `{{ big }}`},
+	} {
+		tpl, err := Parse(tc.src, lim)
+		if err != nil {
+			t.Fatalf("%s: Parse = %v", tc.name, err)
+		}
+		_, err = tpl.Render(data)
+		if !errors.Is(err, ErrBudget) {
+			t.Errorf("%s: Render = %v, want ErrBudget", tc.name, err)
+		}
+	}
+
+	// Render time: a loop of cheap iterations under a tiny time budget.
+	tpl, err := Parse(`{% for a in big %}{% for b in big %}{% endfor %}{% endfor %}`,
+		Limits{MaxIterations: 1 << 30, MaxRenderTime: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tpl.Render(data); !errors.Is(err, ErrBudget) || !strings.Contains(err.Error(), "longer than") {
+		t.Errorf("Render (time) = %v, want ErrBudget for time", err)
+	}
+
+	// Growing a string by doubling it is stopped by the value cap.
+	tpl, err = Parse(`{% for a in big %}{% set s = s|add:s %}{% endfor %}{{ s|length }}`, Limits{MaxIterations: 1 << 20, MaxRenderTime: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tpl.Render(data); err == nil {
+		t.Error("doubling a string 100,000 times rendered, want an error")
+	}
+
+	for _, src := range []string{`{{ "x"|ljust:1000000000 }}`, `{{ "x"|center:1000000000 }}`, `{{ 1.5|floatformat:1000000 }}`,
+		`{{ big|join:s }}`} {
+		tpl, err := Parse(src, Limits{})
+		if err != nil {
+			t.Fatalf("Parse(%s) = %v", src, err)
+		}
+		if _, err := tpl.Render(data); err == nil {
+			t.Errorf("Render(%s) = nil error, want a refusal", src)
+		}
+	}
+
+	if _, err := Parse(strings.Repeat("x", DefaultMaxTemplateBytes+1), Limits{}); !errors.Is(err, ErrBudget) {
+		t.Errorf("Parse(oversized) = %v, want ErrBudget", err)
+	}
+}
+
+// A panic inside the engine (integer division by zero) is an error.
+func TestPanicRecovered(t *testing.T) {
+	tpl, err := Parse(`{{ 1 / 0 }}{{ 5|divisibleby:0 }}`, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tpl.Render(nil); !errors.Is(err, ErrRender) {
+		t.Errorf("Render = %v, want ErrRender", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	if err := Validate(`{"email": "{{ person.email }}", "total": {{ event.value }}}`, Limits{}, Organization{}); err != nil {
+		t.Errorf("Validate(good) = %v", err)
+	}
+	err := Validate(`{"email": {{ person.email }}}`, Limits{}, Organization{})
+	if !errors.Is(err, ErrNotJSON) {
+		t.Errorf("Validate(unquoted string) = %v, want ErrNotJSON", err)
+	}
+	err = Validate("{\n\"a\": {% if %}\n}", Limits{}, Organization{})
+	var fe *Error
+	if !errors.As(err, &fe) || fe.Line != 2 {
+		t.Errorf("Validate(bad tag on line 2) = %v, want an error on line 2", err)
+	}
+}
+
+func TestParseEvent(t *testing.T) {
+	ev, err := ParseEvent([]byte(sampleEvent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.ID != "4vRpBT5cNe8" || ev.MetricID != "Rk7x2Q" || ev.ProfileID != "01HSAMPLEPROFILE" || ev.Email != "ada@example.com" {
+		t.Errorf("ParseEvent = %+v", ev)
+	}
+	if _, err := ParseEvent([]byte(`[1,2]`)); !errors.Is(err, ErrEvent) {
+		t.Errorf("ParseEvent(array) = %v, want ErrEvent", err)
+	}
+}
