@@ -36,6 +36,9 @@ type Config struct {
 	// RateLimit: no limit.
 	RateLimit float64
 	RateBurst int
+	// Flows, when set, serves Klaviyo's Flows API (flow webhooks) on
+	// this store; nil: those routes answer 404.
+	Flows FlowStore
 	// Version is reported by /healthz in the Webhookd-Version header
 	// ("dev").
 	Version string

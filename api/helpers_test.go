@@ -16,6 +16,7 @@ import (
 
 	"github.com/webhookd/webhookd/api"
 	"github.com/webhookd/webhookd/subscriptions"
+	"github.com/webhookd/webhookd/subscriptions/flows"
 	"github.com/webhookd/webhookd/test/harness"
 )
 
@@ -45,7 +46,7 @@ func newEnv(t testing.TB, mutate func(*api.Config)) *env {
 	t.Helper()
 	r := harness.StartRedis(t)
 	store := subscriptions.New(r.Client(t), subscriptions.Config{MaxWebhooksPerAccount: 3})
-	cfg := api.Config{Version: "test", MaxWebhooksPerAccount: 3}
+	cfg := api.Config{Version: "test", MaxWebhooksPerAccount: 3, Flows: flows.NewStore(r.Client(t))}
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -36,6 +36,17 @@ func (s *server) routes() http.Handler {
 		{"GET", "/api/webhook-topics/{id}", s.auth(s.getTopic)},
 		{"GET", "/api/webhook-topics/{id}/{$}", s.auth(s.getTopic)},
 
+		// Klaviyo's Flows API, for flow webhooks (flows.go).
+		{"GET", "/api/flows", s.auth(s.flowsOn(s.listFlows))},
+		{"POST", "/api/flows", s.auth(s.flowsOn(s.createFlow))},
+		{"GET", "/api/flows/{id}", s.auth(s.flowsOn(s.getFlow))},
+		{"PATCH", "/api/flows/{id}", s.auth(s.flowsOn(s.updateFlow))},
+		{"DELETE", "/api/flows/{id}", s.auth(s.flowsOn(s.deleteFlow))},
+		{"GET", "/api/flows/{id}/flow-actions", s.auth(s.flowsOn(s.listFlowActions))},
+		{"GET", "/api/flow-actions/{id}", s.auth(s.flowsOn(s.getFlowAction))},
+		{"PATCH", "/api/flow-actions/{id}", s.auth(s.flowsOn(s.updateFlowAction))},
+		{"GET", "/webhookd/flow-actions/{id}/counts", s.auth(s.flowsOn(s.getFlowActionCounts))},
+
 		// Extension: why a webhook is in error or was disabled.
 		{"GET", "/webhookd/webhooks/{id}/delivery-state", s.auth(s.getDeliveryState)},
 	}

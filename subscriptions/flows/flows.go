@@ -31,15 +31,25 @@ func ValidActionStatus(s string) bool {
 // Flow is one flow: a metric trigger and its send-webhook actions,
 // linked from EntryActionID by each action's Next.
 type Flow struct {
-	ID        string    `json:"id"`
-	AccountID string    `json:"account_id"`
-	Name      string    `json:"name"`
-	Status    string    `json:"status"`
-	TriggerID string    `json:"trigger_id"` // a topic of the account, or a metric id events carry
-	EntryID   string    `json:"entry_action_id"`
-	Actions   []Action  `json:"actions"`
-	Created   time.Time `json:"created"`
-	Updated   time.Time `json:"updated"`
+	ID        string `json:"id"`
+	AccountID string `json:"account_id"`
+	Name      string `json:"name"`
+	Status    string `json:"status"`
+	TriggerID string `json:"trigger_id"` // a topic of the account, or a metric id events carry
+	EntryID   string `json:"entry_action_id"`
+	// Reentry is the reentry_criteria as accepted: nil, or re-entry
+	// always allowed (duration 0, unit alltime), which is what delivery
+	// does: every triggering event runs the flow.
+	Reentry *Reentry  `json:"reentry,omitempty"`
+	Actions []Action  `json:"actions"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+}
+
+// Reentry is Klaviyo's reentry_criteria.
+type Reentry struct {
+	Duration int    `json:"duration"`
+	Unit     string `json:"unit"`
 }
 
 // Action is one send-webhook action.

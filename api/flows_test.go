@@ -1,0 +1,168 @@
+package api_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// flowBody is a FlowCreateQuery with the given definition.
+func flowBody(def string) string {
+	return `{"data":{"type":"flow","attributes":{"name":"Order placed","definition":` + def + `}}}`
+}
+
+const (
+	goodMsg = `{"name":"ERP","url":"https://erp.example.net/hooks/order","headers":{"X-Shop-Token":"t0k3n-very-secret"},` +
+		`"body":"{\"email\":\"{{ person.email }}\",\"total\":{{ event.value }}}"}`
+	goodDef = `{"triggers":[{"type":"metric","id":"Rk7x2Q","trigger_filter":null}],"profile_filter":null,` +
+		`"actions":[{"temporary_id":"wh-1","type":"send-webhook","links":{"next":"wh-2"},"data":{"status":"draft","message":` + goodMsg + `}},` +
+		`{"temporary_id":"wh-2","type":"send-webhook","links":{"next":null},"data":{"status":"live","message":` + goodMsg + `}}],` +
+		`"entry_action_id":"wh-1","reentry_criteria":{"duration":0,"unit":"alltime"}}`
+)
+
+func TestFlowLifecycle(t *testing.T) {
+	e := newEnv(t, nil)
+	res := e.do("POST", "/api/flows?additional-fields%5Bflow%5D=definition", keyA, flowBody(goodDef))
+	if res.status != http.StatusCreated {
+		t.Fatalf("POST /api/flows = %d %s", res.status, res.body)
+	}
+	if strings.Contains(string(res.body), "t0k3n-very-secret") {
+		t.Errorf("create answer shows a header value: %s", res.body)
+	}
+	doc := res.doc(t)
+	id := at(doc, "data.id").(string)
+	a0, a1 := at(doc, "data.attributes.definition.actions.0.id"), at(doc, "data.attributes.definition.actions.1.id")
+	for path, want := range map[string]any{
+		"data.type": "flow", "data.attributes.status": "draft", "data.attributes.trigger_type": "Metric",
+		"data.attributes.definition.entry_action_id":                             a0,
+		"data.attributes.definition.actions.0.links.next":                        a1,
+		"data.attributes.definition.actions.1.links.next":                        nil,
+		"data.attributes.definition.actions.0.temporary_id":                      nil,
+		"data.attributes.definition.triggers.0.id":                               "Rk7x2Q",
+		"data.attributes.definition.actions.0.data.message.headers.X-Shop-Token": "t0********",
+		"data.relationships.flow-actions.data.1.id":                              a1,
+	} {
+		if got := at(doc, path); got != want {
+			t.Errorf("create: %s = %v, want %v", path, got, want)
+		}
+	}
+
+	// Lists carry no definition; another account sees nothing.
+	res = e.do("GET", "/api/flows", keyA, "")
+	if n := len(at(res.doc(t), "data").([]any)); n != 1 || at(res.doc(t), "data.0.attributes.definition") != nil {
+		t.Errorf("GET /api/flows = %s", res.body)
+	}
+	if res := e.do("GET", "/api/flows/"+id, keyB, ""); res.status != http.StatusNotFound {
+		t.Errorf("GET another account's flow = %d, want 404", res.status)
+	}
+	if res := e.do("GET", "/api/flow-actions/"+a0.(string), keyB, ""); res.status != http.StatusNotFound {
+		t.Errorf("GET another account's action = %d, want 404", res.status)
+	}
+	if res := e.do("GET", "/api/flows", keyB, ""); len(at(res.doc(t), "data").([]any)) != 0 {
+		t.Errorf("GET /api/flows (B) = %s", res.body)
+	}
+
+	// Status: the flow and all its actions.
+	res = e.do("PATCH", "/api/flows/"+id, keyA, `{"data":{"type":"flow","id":"`+id+`","attributes":{"status":"live"}}}`)
+	if res.status != http.StatusOK || at(res.doc(t), "data.attributes.status") != "live" {
+		t.Fatalf("PATCH status = %d %s", res.status, res.body)
+	}
+	res = e.do("GET", "/api/flows/"+id+"/flow-actions", keyA, "")
+	if at(res.doc(t), "data.0.attributes.definition.data.status") != "live" || at(res.doc(t), "data.1.relationships.flow.data.id") != id {
+		t.Errorf("flow-actions after PATCH live = %s", res.body)
+	}
+
+	// Update an action, sending its masked header back unchanged.
+	patch := fmt.Sprintf(`{"data":{"type":"flow-action","id":%q,"attributes":{"definition":{"id":%q,"type":"send-webhook",`+
+		`"links":{"next":%q},"data":{"status":"manual","message":{"name":"ERP v2","url":"https://erp.example.net/v2",`+
+		`"headers":{"X-Shop-Token":"t0********","X-New":"n3w-value-123"},"body":"{}"}}}}}}`, a0, a0, a1)
+	res = e.do("PATCH", "/api/flow-actions/"+a0.(string), keyA, patch)
+	if res.status != http.StatusOK || at(res.doc(t), "data.attributes.definition.data.message.name") != "ERP v2" ||
+		at(res.doc(t), "data.attributes.definition.data.status") != "manual" {
+		t.Fatalf("PATCH action = %d %s", res.status, res.body)
+	}
+	counts := e.do("GET", "/webhookd/flow-actions/"+a0.(string)+"/counts", keyA, "")
+	if counts.status != http.StatusOK || at(counts.doc(t), "data.attributes.delivered") != float64(0) {
+		t.Errorf("counts = %d %s", counts.status, counts.body)
+	}
+
+	if res := e.do("DELETE", "/api/flows/"+id, keyA, ""); res.status != http.StatusNoContent {
+		t.Fatalf("DELETE = %d %s", res.status, res.body)
+	}
+	if res := e.do("GET", "/api/flow-actions/"+a0.(string), keyA, ""); res.status != http.StatusNotFound {
+		t.Errorf("GET action of a deleted flow = %d, want 404", res.status)
+	}
+	if strings.Contains(e.log.String(), "t0k3n") {
+		t.Error("a header value was logged")
+	}
+}
+
+// Everything webhookd does not implement exactly is refused with a
+// pointer at the field.
+func TestFlowValidation(t *testing.T) {
+	e := newEnv(t, nil)
+	const defp = "/data/attributes/definition"
+	act := func(extra string) string {
+		return `{"temporary_id":"a","type":"send-webhook","links":{"next":null},"data":{"status":"live","message":` + extra + `}}`
+	}
+	def := func(triggers, actions string) string {
+		return `{"triggers":` + triggers + `,"profile_filter":null,"actions":` + actions + `,"entry_action_id":"a"}`
+	}
+	metric := `[{"type":"metric","id":"M1"}]`
+	msg := func(url, headers, body string) string {
+		return fmt.Sprintf(`{"url":%q,"headers":%s,"body":%q}`, url, headers, body)
+	}
+	ok := msg("https://x.example/h", `{}`, `{}`)
+	for _, tc := range []struct{ name, def, pointer string }{
+		{"list trigger", def(`[{"type":"list","id":"L1"}]`, "["+act(ok)+"]"), defp + "/triggers/0/type"},
+		{"two triggers", def(`[{"type":"metric","id":"a"},{"type":"metric","id":"b"}]`, "["+act(ok)+"]"), defp + "/triggers"},
+		{"trigger filter", def(`[{"type":"metric","id":"M1","trigger_filter":{"condition_groups":[]}}]`, "["+act(ok)+"]"), defp + "/triggers/0/trigger_filter"},
+		{"profile filter", `{"triggers":` + metric + `,"profile_filter":{"condition_groups":[]},"actions":[` + act(ok) + `],"entry_action_id":"a"}`, defp + "/profile_filter"},
+		{"email action", def(metric, `[{"temporary_id":"a","type":"send-email","data":{}}]`), defp + "/actions/0/type"},
+		{"id on create", def(metric, `[{"id":"x","temporary_id":"a","type":"send-webhook","data":{"message":`+ok+`}}]`), defp + "/actions/0/id"},
+		{"split link", def(metric, `[{"temporary_id":"a","type":"send-webhook","links":{"next_if_true":"b"},"data":{"message":`+ok+`}}]`), defp + "/actions/0/links/next_if_true"},
+		{"bad status", def(metric, `[{"temporary_id":"a","type":"send-webhook","data":{"status":"paused","message":`+ok+`}}]`), defp + "/actions/0/data/status"},
+		{"http url", def(metric, "["+act(msg("http://x.example/h", `{}`, `{}`))+"]"), defp + "/actions/0/data/message/url"},
+		{"private url", def(metric, "["+act(msg("https://127.0.0.1/h", `{}`, `{}`))+"]"), defp + "/actions/0/data/message/url"},
+		{"host header", def(metric, "["+act(msg("https://x.example/h", `{"Host":"evil"}`, `{}`))+"]"), defp + "/actions/0/data/message/headers/Host"},
+		{"hop-by-hop header", def(metric, "["+act(msg("https://x.example/h", `{"Connection":"close"}`, `{}`))+"]"), defp + "/actions/0/data/message/headers/Connection"},
+		{"banned tag", def(metric, "["+act(msg("https://x.example/h", `{}`, `{% include "x" %}`))+"]"), defp + "/actions/0/data/message/body"},
+		{"not json", def(metric, "["+act(msg("https://x.example/h", `{}`, `{"e": {{ person.email }}}`))+"]"), defp + "/actions/0/data/message/body"},
+		{"unknown entry", `{"triggers":` + metric + `,"actions":[` + act(ok) + `],"entry_action_id":"zz"}`, defp + "/entry_action_id"},
+		{"dangling next", def(metric, `[{"temporary_id":"a","type":"send-webhook","links":{"next":"b"},"data":{"message":`+ok+`}}]`), defp + "/actions/0/links/next"},
+		{"cycle", def(metric, `[{"temporary_id":"a","type":"send-webhook","links":{"next":"b"},"data":{"message":`+ok+`}},{"temporary_id":"b","type":"send-webhook","links":{"next":"a"},"data":{"message":`+ok+`}}]`), defp + "/actions/0/links/next"},
+		{"duplicate temporary id", def(metric, "["+act(ok)+","+act(ok)+"]"), defp + "/actions/1/temporary_id"},
+		{"reentry window", `{"triggers":` + metric + `,"actions":[` + act(ok) + `],"entry_action_id":"a","reentry_criteria":{"duration":1,"unit":"day"}}`, defp + "/reentry_criteria"},
+		{"camelCase key", `{"triggers":` + metric + `,"actions":[` + act(ok) + `],"entryActionId":"a"}`, defp + "/entryActionId"},
+	} {
+		res := e.do("POST", "/api/flows", keyA, flowBody(tc.def))
+		if res.status != http.StatusBadRequest {
+			t.Errorf("%s: POST = %d %s, want 400", tc.name, res.status, res.body)
+			continue
+		}
+		var pointers []string
+		for _, er := range at(res.doc(t), "errors").([]any) {
+			p, _ := at(er, "source.pointer").(string)
+			pointers = append(pointers, p)
+		}
+		found := false
+		for _, p := range pointers {
+			found = found || p == tc.pointer
+		}
+		if !found {
+			t.Errorf("%s: pointers %v, want %s (%s)", tc.name, pointers, tc.pointer, res.body)
+		}
+	}
+
+	// A template error names its line.
+	res := e.do("POST", "/api/flows", keyA, flowBody(def(metric, "["+act(msg("https://x.example/h", `{}`, "{\n\"a\": {% if %}\n}"))+"]")))
+	if d, _ := at(res.doc(t), "errors.0.detail").(string); !strings.Contains(d, "line 2") {
+		t.Errorf("template error detail = %q, want it to name line 2", d)
+	}
+	// Unimplemented query parameters are refused too.
+	if res := e.do("GET", "/api/flows?sort=-created", keyA, ""); res.status != http.StatusBadRequest ||
+		at(res.doc(t), "errors.0.source.parameter") != "sort" {
+		t.Errorf("GET ?sort = %d %s, want 400 on sort", res.status, res.body)
+	}
+}
