@@ -23,6 +23,7 @@ import (
 	"github.com/webhookd/webhookd/api"
 	"github.com/webhookd/webhookd/dispatcher"
 	"github.com/webhookd/webhookd/subscriptions"
+	"github.com/webhookd/webhookd/subscriptions/flows"
 	"github.com/webhookd/webhookd/test/harness"
 )
 
@@ -273,7 +274,8 @@ func (e *env) apiServer() string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(api.Config{AllowInsecureEndpoints: true}, e.store, keys, zerolog.Nop()))
+	srv := httptest.NewServer(api.New(api.Config{AllowInsecureEndpoints: true, Flows: flows.NewStore(e.redis.Client(e.t))},
+		e.store, keys, zerolog.Nop()))
 	e.t.Cleanup(srv.Close)
 	return srv.URL
 }

@@ -55,6 +55,8 @@ type serveConfig struct {
 	AdoptRegistry    bool
 	Partitions       int
 
+	flowFlags
+
 	LogLevel  string
 	LogFormat string
 }
@@ -118,6 +120,8 @@ func newServeFlags(cfg *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.Partitions, "partitions", 16, "event partitions, 1-256, each consumed by one replica at a time (README, Operations); 0: one consumer per webhook, the earlier model. Fixed for the life of the event stream")
 	fs.BoolVar(&cfg.AdoptRegistry, "adopt-registry", false, "accept the registry found in Redis even though it is not the one this deployment delivered for (after a deliberate replacement; see README, Operations)")
 	fs.DurationVar(&cfg.SemaphoreLease, "semaphore-lease", 30*time.Second, "lease of an in-flight slot, at least 2×--delivery-timeout + --batch-linger + 1s (a crashed replica's slots return after it)")
+
+	cfg.flowFlags.register(fs)
 
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.StringVar(&cfg.LogFormat, "log-format", "json", "log `format`: json or console")
@@ -230,6 +234,8 @@ func (c *serveConfig) validate(fromEnv map[string]string) error {
 		bad("semaphore-lease", c.SemaphoreLease.String(),
 			"must be at least 2×--delivery-timeout + --batch-linger + 1s (%s), or a slot could expire while its request is in flight", minLease)
 	}
+
+	c.flowFlags.check(bad)
 
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		bad("log-level", c.LogLevel, "%v", err)

@@ -22,7 +22,9 @@ import (
 	"github.com/webhookd/webhookd/cmd/webhookd/internal/natsembed"
 	"github.com/webhookd/webhookd/cmd/webhookd/internal/redisproc"
 	"github.com/webhookd/webhookd/dispatcher"
+	dflows "github.com/webhookd/webhookd/dispatcher/flows"
 	"github.com/webhookd/webhookd/subscriptions"
+	"github.com/webhookd/webhookd/subscriptions/flows"
 )
 
 const (
@@ -111,12 +113,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("dispatcher: %w", err)
 	}
 	met.Register(disp)
+	flowStore := flows.NewStore(rdb.Client)
+	fcfg := cfg.flowConfig()
+	fcfg.Activity = dcfg.Activity
+	flowDelivery := dflows.New(fcfg, js, flowStore, log.With().Str("component", "flows").Logger())
 	handler := api.New(api.Config{
 		AllowInsecureEndpoints: cfg.AllowInsecureEndpoints,
 		MaxWebhooksPerAccount:  cfg.MaxWebhooksPerAccount,
 		RateLimit:              cfg.APIRateLimit,
 		RateBurst:              cfg.APIRateBurst,
 		Version:                version,
+		Flows:                  flowStore,
 	}, store, keys, log.With().Str("component", "api").Logger())
 
 	// Listen before serving, so a busy port fails start-up at once.
@@ -173,6 +180,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	g.Go(func() error { // step 2
 		if err := disp.Run(gctx); err != nil {
 			return fmt.Errorf("dispatcher: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { // step 2, beside the dispatcher
+		if err := flowDelivery.Run(gctx); err != nil {
+			return fmt.Errorf("flow delivery: %w", err)
 		}
 		return nil
 	})
