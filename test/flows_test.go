@@ -152,7 +152,9 @@ func orderEvent(id string, value float64, items int) []byte {
 // counts reads an action's counters through the API.
 func counts(t testing.TB, api, actionID string) map[string]float64 {
 	t.Helper()
-	var doc struct{ Data struct{ Attributes map[string]float64 } }
+	var doc struct {
+		Data struct{ Attributes map[string]float64 }
+	}
 	if st := call(t, "GET", api+"/webhookd/flow-actions/"+actionID+"/counts", "", &doc); st != http.StatusOK {
 		t.Fatalf("GET counts = %d", st)
 	}
