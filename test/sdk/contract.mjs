@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import klaviyo from 'klaviyo-api';
 
-const { ApiKeySession, WebhooksApi } = klaviyo;
+const { ApiKeySession, WebhooksApi, FlowsApi } = klaviyo;
 
 const baseURL = process.env.BASE_URL;
 const apiKey = process.env.API_KEY;
@@ -272,8 +272,121 @@ async function main() {
   });
 }
 
+// flowsMain drives the Flows API subset webhookd serves (flow webhooks):
+// create with a definition, list, get with the definition, update an
+// action, switch the flow live, list its actions, delete, and a refused
+// definition. Header values come back masked.
+async function flowsMain() {
+  const flows = new FlowsApi(new ApiKeySession(apiKey));
+  flows.basePath = api.basePath;
+  const token = randomBytes(12).toString('hex');
+  const body = '{"email": "{{ person.email }}", "total": {{ event.value|default:0 }}}';
+  let flowId;
+  let actionIds;
+
+  await step('createFlow', async () => {
+    const { response, body: doc } = await flows.createFlow({
+      data: {
+        type: 'flow',
+        attributes: {
+          name: 'sdk-contract flow',
+          definition: {
+            triggers: [{ type: 'metric', id: 'PlacedOrder1' }],
+            profileFilter: null,
+            actions: [
+              { temporaryId: 'wh-1', type: 'send-webhook', links: { next: 'wh-2' },
+                data: { status: 'draft', message: { name: 'ERP', url: 'https://erp.example.net/hooks/order',
+                  headers: { 'X-Shop-Token': token }, body } } },
+              { temporaryId: 'wh-2', type: 'send-webhook', links: { next: null },
+                data: { status: 'draft', message: { name: 'CRM', url: 'https://crm.example.net/in', headers: {}, body: '{}' } } },
+            ],
+            entryActionId: 'wh-1',
+          },
+        },
+      },
+    }, { additionalFieldsFlow: ['definition'] });
+    assert.equal(response.status, 201);
+    assert.ok(!JSON.stringify(response.data).includes(token), 'header value masked');
+    flowId = doc.data.id;
+    assert.equal(doc.data.type, 'flow');
+    assert.equal(doc.data.attributes.status, 'draft');
+    assert.equal(doc.data.attributes.triggerType, 'Metric');
+    assert.ok(doc.data.attributes.created instanceof Date, 'created is a date');
+    const def = doc.data.attributes.definition;
+    assert.equal(def.actions.length, 2);
+    actionIds = def.actions.map((a) => a.id);
+    assert.equal(def.entryActionId, actionIds[0], 'entry_action_id resolved');
+    assert.equal(def.actions[0].links.next, actionIds[1], 'links.next resolved');
+    assert.equal(def.actions[0].data.message.body, body);
+    assert.equal(def.triggers[0].id, 'PlacedOrder1');
+  });
+
+  await step('getFlows', async () => {
+    const { body: doc } = await flows.getFlows();
+    const f = doc.data.find((x) => x.id === flowId);
+    assert.ok(f, 'created flow is listed');
+    assert.equal(f.attributes.definition, undefined, 'lists carry no definition');
+  });
+
+  await step('getFlow additional-fields[flow]=definition', async () => {
+    const { body: doc } = await flows.getFlow(flowId, { additionalFieldsFlow: ['definition'] });
+    assert.equal(doc.data.attributes.definition.actions[1].id, actionIds[1]);
+    assert.deepEqual(doc.data.relationships.flowActions.data.map((r) => r.id), actionIds);
+  });
+
+  await step('updateFlowAction', async () => {
+    const { response, body: doc } = await flows.updateFlowAction(actionIds[1], {
+      data: { type: 'flow-action', id: actionIds[1], attributes: { definition: {
+        id: actionIds[1], type: 'send-webhook', links: { next: null },
+        data: { status: 'manual', message: { name: 'CRM v2', url: 'https://crm.example.net/v2', headers: { 'X-Crm': 'crm-secret-value' }, body: '{"v": 2}' } },
+      } } },
+    });
+    assert.equal(response.status, 200);
+    assert.equal(doc.data.attributes.definition.data.message.name, 'CRM v2');
+    assert.equal(doc.data.attributes.definition.data.status, 'manual');
+    assert.ok(!JSON.stringify(response.data).includes('crm-secret-value'), 'header value masked');
+  });
+
+  await step('updateFlow status live', async () => {
+    const { response, body: doc } = await flows.updateFlow(flowId, { data: { type: 'flow', id: flowId, attributes: { status: 'live' } } });
+    assert.equal(response.status, 200);
+    assert.equal(doc.data.attributes.status, 'live');
+  });
+
+  await step('getActionsForFlow', async () => {
+    const { body: doc } = await flows.getActionsForFlow(flowId);
+    assert.deepEqual(doc.data.map((a) => a.id), actionIds);
+    for (const a of doc.data) assert.equal(a.attributes.definition.data.status, 'live', 'status cascaded');
+  });
+
+  await step('getFlowAction', async () => {
+    const { body: doc } = await flows.getFlowAction(actionIds[0]);
+    assert.equal(doc.data.attributes.definition.data.message.url, 'https://erp.example.net/hooks/order');
+  });
+
+  await step('createFlow send-email -> 400 with pointer', async () => {
+    const res = await rejection(flows.createFlow({ data: { type: 'flow', attributes: { name: 'x', definition: {
+      triggers: [{ type: 'metric', id: 'M' }], profileFilter: null, entryActionId: 'e',
+      actions: [{ temporaryId: 'e', type: 'send-email', links: { next: null }, data: {} }],
+    } } } }));
+    const e = assertErrorDocument(res, 400, 'invalid');
+    assert.equal(e.source?.pointer, '/data/attributes/definition/actions/0/type');
+  });
+
+  await step('deleteFlow', async () => {
+    const { response } = await flows.deleteFlow(flowId);
+    assert.equal(response.status, 204);
+  });
+
+  await step('getFlow after delete -> 404', async () => {
+    const res = await rejection(flows.getFlow(flowId));
+    assertErrorDocument(res, 404, 'not_found');
+  });
+}
+
 try {
   await main();
+  await flowsMain();
   console.log('PASS klaviyo-api Node SDK contract');
 } catch (err) {
   console.error(`FAIL ${current}`);
