@@ -16,8 +16,8 @@ import (
 // TestKlaviyoNodeSDK runs Klaviyo's official Node SDK (npm klaviyo-api,
 // pinned in sdk/package.json) against the real product: the webhookd
 // binary as `make run` starts it, with its embedded NATS and its managed
-// redis-server. sdk/contract.mjs drives every Webhooks API call through
-// the unmodified SDK; this test builds and starts the server, runs node,
+// redis-server. sdk/contract.mjs drives every Webhooks API call, and the
+// flow webhooks' Flows API calls, through the unmodified SDK; this test builds and starts the server, runs node,
 // and stops the server with SIGTERM, which must exit 0.
 //
 // It fails, never skips, when node or the SDK is missing: CI runs
