@@ -3,6 +3,8 @@ package flowtmpl
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"sync"
 	"strings"
 	"testing"
 	"time"
@@ -240,4 +242,25 @@ func TestParseEvent(t *testing.T) {
 	if _, err := ParseEvent([]byte(`[1,2]`)); !errors.Is(err, ErrEvent) {
 		t.Errorf("ParseEvent(array) = %v, want ErrEvent", err)
 	}
+}
+
+// Templates parse and render from many goroutines at once (run -race).
+func TestConcurrent(t *testing.T) {
+	data := sample(t)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			tpl, err := Parse(fmt.Sprintf(`{"n": %d, "e": "{{ person.email }}"}`, i), Limits{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for range 20 {
+				if _, err := tpl.RenderJSON(data); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -34,6 +34,7 @@ const (
 )
 
 var (
+	parseMu sync.Mutex
 	setOnce sync.Once
 	set     *pongo2.TemplateSet
 	setErr  error
@@ -100,7 +101,11 @@ func Parse(src string, lim Limits) (*Template, error) {
 	if err != nil {
 		return nil, err
 	}
+	// FromString writes the set's state (its first-template flag): parses
+	// are serialised. Executing templates touches no shared state.
+	parseMu.Lock()
 	tpl, err := s.FromString(rewritten)
+	parseMu.Unlock()
 	if err != nil {
 		return nil, fromPongo(ErrSyntax, err)
 	}
