@@ -117,6 +117,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fcfg := cfg.flowConfig()
 	fcfg.Activity = dcfg.Activity
 	flowDelivery := dflows.New(fcfg, js, flowStore, log.With().Str("component", "flows").Logger())
+	met.RegisterFlows(flowDelivery.Stats())
 	handler := api.New(api.Config{
 		AllowInsecureEndpoints: cfg.AllowInsecureEndpoints,
 		MaxWebhooksPerAccount:  cfg.MaxWebhooksPerAccount,
