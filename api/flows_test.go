@@ -166,3 +166,42 @@ func TestFlowValidation(t *testing.T) {
 		t.Errorf("GET ?sort = %d %s, want 400 on sort", res.status, res.body)
 	}
 }
+
+// PATCH requests are validated with pointers too.
+func TestFlowPatchValidation(t *testing.T) {
+	e := newEnv(t, nil)
+	res := e.do("POST", "/api/flows", keyA, flowBody(goodDef))
+	if res.status != http.StatusCreated {
+		t.Fatalf("POST = %d %s", res.status, res.body)
+	}
+	doc := res.doc(t)
+	id := at(doc, "data.id").(string)
+	a0 := at(doc, "data.relationships.flow-actions.data.0.id").(string)
+	for _, tc := range []struct {
+		name, path, body string
+		status           int
+		pointer          string
+	}{
+		{"bad flow status", "/api/flows/" + id, `{"data":{"type":"flow","id":"` + id + `","attributes":{"status":"paused"}}}`, 400, "/data/attributes/status"},
+		{"flow id mismatch", "/api/flows/" + id, `{"data":{"type":"flow","id":"nope","attributes":{"status":"live"}}}`, 409, "/data/id"},
+		{"flow name change", "/api/flows/" + id, `{"data":{"type":"flow","id":"` + id + `","attributes":{"status":"live","name":"x"}}}`, 400, "/data/attributes/name"},
+		{"relink an action", "/api/flow-actions/" + a0, `{"data":{"type":"flow-action","id":"` + a0 + `","attributes":{"definition":` +
+			`{"type":"send-webhook","links":{"next":null},"data":{"status":"live","message":` + goodMsg + `}}}}}`, 400, "/data/attributes/definition/links/next"},
+		{"action type", "/api/flow-actions/" + a0, `{"data":{"type":"flow-action","id":"` + a0 + `","attributes":{"definition":` +
+			`{"type":"time-delay","data":{}}}}}`, 400, "/data/attributes/definition/type"},
+		{"action bad url", "/api/flow-actions/" + a0, `{"data":{"type":"flow-action","id":"` + a0 + `","attributes":{"definition":` +
+			`{"type":"send-webhook","data":{"status":"live","message":{"url":"ftp://x","body":"{}"}}}}}}`, 400, "/data/attributes/definition/data/message/url"},
+	} {
+		res := e.do("PATCH", tc.path, keyA, tc.body)
+		if res.status != tc.status || at(res.doc(t), "errors.0.source.pointer") != tc.pointer {
+			t.Errorf("%s: PATCH = %d %s, want %d at %s", tc.name, res.status, res.body, tc.status, tc.pointer)
+		}
+	}
+	if res := e.do("GET", "/api/flows/"+id+"/flow-actions", keyB, ""); res.status != http.StatusNotFound {
+		t.Errorf("another account's flow-actions = %d, want 404", res.status)
+	}
+	if res := e.do("PATCH", "/api/flow-actions/"+a0, keyB, `{"data":{"type":"flow-action","id":"`+a0+`","attributes":{"definition":`+
+		`{"type":"send-webhook","data":{"status":"live","message":`+goodMsg+`}}}}}`); res.status != http.StatusNotFound {
+		t.Errorf("PATCH another account's action = %d, want 404", res.status)
+	}
+}

@@ -371,3 +371,42 @@ func TestFlowWebhookMaxInFlight(t *testing.T) {
 		t.Errorf("receiver got %d distinct events, want %d", len(seen), n)
 	}
 }
+
+// Only live actions of live flows of the event's account send: a manual
+// action and another account's live flow on the same trigger get nothing.
+func TestFlowWebhookOnlyLive(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.startDispatcher()
+	d := e.startFlows(nil)
+	api := e.apiServer()
+	live, manual, other := newReceiver(t, http.StatusOK), newReceiver(t, http.StatusOK), newReceiver(t, http.StatusOK)
+	_, liveID := createFlow(t, api, topicOrder, live.srv.URL, `{"a": 1}`, d)
+	_, manualID := createFlow(t, api, topicOrder, manual.srv.URL, `{"b": 1}`, d)
+	patch := fmt.Sprintf(`{"data":{"type":"flow-action","id":%q,"attributes":{"definition":{"type":"send-webhook",`+
+		`"data":{"status":"manual","message":{"url":%q,"body":"{}"}}}}}}`, manualID, manual.srv.URL)
+	if st := call(t, "PATCH", api+"/api/flow-actions/"+manualID, patch, nil); st != http.StatusOK {
+		t.Fatalf("PATCH action manual = %d", st)
+	}
+	waitFor(t, 10*time.Second, "the manual action out of the index", func() bool { return !d.Sends(manualID) })
+
+	st := flows.NewStore(e.redis.Client(t))
+	f, temp := flows.Flow{AccountID: "other", Name: "o", TriggerID: topicOrder, EntryID: "x",
+		Actions: []flows.Action{{Status: flows.StatusLive, Message: flows.Message{URL: other.srv.URL, Body: "{}"}}}}, []string{"x"}
+	f, err := st.Create(context.Background(), f, temp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Update(context.Background(), "other", f.ID, func(f *flows.Flow) error { f.Status = flows.StatusLive; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the other account's action live", func() bool { return d.Sends(f.Actions[0].ID) })
+
+	// All three actions are looked up while handling the same event, so
+	// once the live one has it the others have been passed over.
+	e.publishRaw(topicOrder, orderEvent("ev-live", 1, 0), "ev-live")
+	waitCounts(t, api, liveID, map[string]float64{"delivered": 1})
+	if n, m := len(manual.got()), len(other.got()); n != 0 || m != 0 {
+		t.Errorf("manual action got %d requests, other account's flow %d; want none", n, m)
+	}
+}
