@@ -410,3 +410,39 @@ func TestFlowWebhookOnlyLive(t *testing.T) {
 		t.Errorf("manual action got %d requests, other account's flow %d; want none", n, m)
 	}
 }
+
+// Without a live flow there is no flow consumer on the event stream, so
+// events cost the server nothing for flows; it comes back with one.
+func TestFlowConsumerOnlyWhileLive(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.startDispatcher()
+	d := e.startFlows(nil)
+	api := e.apiServer()
+	consumer := func() bool {
+		_, err := e.js.Consumer(context.Background(), "EVENTS", "flows")
+		return err == nil
+	}
+	rcv := newReceiver(t, http.StatusOK)
+	flowID, actionID := createFlow(t, api, topicOrder, rcv.srv.URL, `{"id": "{{ event.id }}"}`, d)
+	if !consumer() {
+		t.Fatal("a flow is live, but the event stream has no flows consumer")
+	}
+	status := func(st string) {
+		body := fmt.Sprintf(`{"data":{"type":"flow","id":%q,"attributes":{"status":%q}}}`, flowID, st)
+		if code := call(t, "PATCH", api+"/api/flows/"+flowID, body, nil); code != http.StatusOK {
+			t.Fatalf("PATCH flow %s = %d", st, code)
+		}
+	}
+	status("draft")
+	waitFor(t, 10*time.Second, "the flows consumer removed", func() bool { return !consumer() })
+	e.publishRaw(topicOrder, orderEvent("ev-while-draft", 1, 0), "ev-while-draft")
+
+	status("live")
+	waitFor(t, 10*time.Second, "the flow live again", func() bool { return d.Sends(actionID) && consumer() })
+	e.publishRaw(topicOrder, orderEvent("ev-live-again", 1, 0), "ev-live-again")
+	waitCounts(t, api, actionID, map[string]float64{"delivered": 1})
+	if reqs := rcv.got(); len(reqs) != 1 || string(reqs[0].body) != `{"id": "ev-live-again"}` {
+		t.Errorf("receiver got %d requests (%q), want only the event published while live", len(reqs), reqs)
+	}
+}

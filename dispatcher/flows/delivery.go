@@ -54,6 +54,7 @@ type Delivery struct {
 
 	renderLogged sync.Map // action id -> struct{}: its render error was logged
 	storeFailing atomic.Bool
+	consuming    atomic.Bool // the event consumer is being read
 }
 
 // New returns flow delivery on js and store.
@@ -65,7 +66,9 @@ func New(cfg Config, js jetstream.JetStream, store Store, log zerolog.Logger) *D
 
 // Sends reports whether this replica's index has action id live: its
 // flow's events are being delivered (for tests and operators).
-func (d *Delivery) Sends(actionID string) bool { return d.idx.action(actionID) != nil }
+func (d *Delivery) Sends(actionID string) bool {
+	return d.idx.action(actionID) != nil && d.consuming.Load()
+}
 
 // Stats returns the live counters.
 func (d *Delivery) Stats() *Stats { return &d.stats }
@@ -73,7 +76,7 @@ func (d *Delivery) Stats() *Stats { return &d.stats }
 // Run delivers until ctx is done, then lets the requests in flight end
 // (each within DeliveryTimeout) and returns nil.
 func (d *Delivery) Run(ctx context.Context) error {
-	events, retries, err := d.setup(ctx)
+	retries, err := d.setup(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -82,54 +85,96 @@ func (d *Delivery) Run(ctx context.Context) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.idx.Run(gctx) })
-	g.Go(func() error {
-		select { // deliver only once the index knows the flows
-		case <-d.idx.ready:
-		case <-gctx.Done():
-			return nil
-		}
-		g.Go(func() error { return d.consume(gctx, retries, d.handleRetry) })
-		return d.consume(gctx, events, d.handleEvent)
-	})
+	g.Go(func() error { return d.runRetries(gctx, retries) })
+	g.Go(func() error { return d.runEvents(gctx) })
 	return g.Wait()
 }
 
-// setup waits for the event stream (the dispatcher creates it), then
-// makes the retry stream and both consumers exist.
-func (d *Delivery) setup(ctx context.Context) (events, retries jetstream.Consumer, err error) {
-	delay := 100 * time.Millisecond
+// runEvents consumes the event stream while some action is live
+// anywhere, and removes the consumer while none is, so that a deployment
+// without live flows costs the server nothing per event. The consumer is
+// made with DeliverNew each time: events stored while no flow was live
+// trigger nothing. Replicas at different index revisions may disagree for
+// one poll around the first flow going live or the last one stopping; a
+// consumer deleted under a replica is made again by it.
+func (d *Delivery) runEvents(ctx context.Context) error {
+	failing := false
 	for {
-		events, retries, err = d.ensure(ctx)
-		if err == nil {
-			return events, retries, nil
+		if !d.idx.waitLive(ctx, true) {
+			return nil
 		}
+		cons, err := d.eventConsumer(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if !failing {
+				failing = true
+				d.log.Warn().Err(err).Msg("flow delivery: cannot create the event consumer; retrying")
+			}
+			sleepCtx(ctx, time.Second)
+			continue
+		}
+		failing = false
+		cctx, cancel := context.WithCancel(ctx)
+		go func() {
+			d.idx.waitLive(cctx, false)
+			cancel()
+		}()
+		d.consuming.Store(true)
+		err = d.consume(cctx, cons, d.handleEvent)
+		d.consuming.Store(false)
+		cancel()
 		if ctx.Err() != nil {
-			return nil, nil, ctx.Err()
+			return nil
 		}
-		if !errors.Is(err, jetstream.ErrStreamNotFound) && delay >= 5*time.Second {
-			d.log.Warn().Err(err).Msg("flow delivery: setting up consumers; retrying")
+		if err != nil {
+			sleepCtx(ctx, time.Second) // the consumer vanished or failed: make it again
+			continue
 		}
-		select {
-		case <-ctx.Done():
-			return nil, nil, ctx.Err()
-		case <-time.After(delay):
+		if !d.idx.live() {
+			dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
+			err := d.js.DeleteConsumer(dctx, d.cfg.Stream, d.cfg.consumerName())
+			dcancel()
+			if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				d.log.Warn().Err(err).Msg("flow delivery: no live flow, but the event consumer could not be removed")
+			}
 		}
-		delay = min(2*delay, 5*time.Second)
 	}
 }
 
-func (d *Delivery) ensure(ctx context.Context) (events, retries jetstream.Consumer, err error) {
+// runRetries consumes the retry stream; a consumer deleted from outside
+// is made again.
+func (d *Delivery) runRetries(ctx context.Context, cons jetstream.Consumer) error {
+	for {
+		err := d.consume(ctx, cons, d.handleRetry)
+		if ctx.Err() != nil {
+			return nil
+		}
+		d.log.Warn().Err(err).Msg("flow delivery: the retry consumer failed; making it again")
+		sleepCtx(ctx, time.Second)
+		if cons, err = d.setup(ctx); err != nil {
+			return nil // ctx ended
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// eventConsumer makes the event consumer exist. New events only: a first
+// start does not run flows over the stream's history. MaxAckPending
+// bounds the events in work across all replicas.
+func (d *Delivery) eventConsumer(ctx context.Context) (jetstream.Consumer, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := d.js.Stream(ctx, d.cfg.Stream); err != nil {
-		return nil, nil, err
-	}
-	// New events only: a first start does not run flows over the
-	// stream's history. MaxAckPending bounds the events in work across
-	// all replicas.
-	events, err = d.js.CreateOrUpdateConsumer(ctx, d.cfg.Stream, jetstream.ConsumerConfig{
+	cons, err := d.js.CreateOrUpdateConsumer(ctx, d.cfg.Stream, jetstream.ConsumerConfig{
 		Durable:       d.cfg.consumerName(),
-		Description:   "webhookd flow webhooks: every event, shared by all replicas",
+		Description:   "webhookd flow webhooks: every event, shared by all replicas, while a flow is live",
 		DeliverPolicy: jetstream.DeliverNewPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       d.ackWait(),
@@ -137,7 +182,36 @@ func (d *Delivery) ensure(ctx context.Context) (events, retries jetstream.Consum
 		MaxDeliver:    -1,
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("flows consumer: %w", err)
+		return nil, fmt.Errorf("flows consumer: %w", err)
+	}
+	return cons, nil
+}
+
+// setup waits for the event stream (the dispatcher creates it), then
+// makes the retry stream and its consumer exist.
+func (d *Delivery) setup(ctx context.Context) (retries jetstream.Consumer, err error) {
+	delay := 100 * time.Millisecond
+	for {
+		retries, err = d.ensure(ctx)
+		if err == nil {
+			return retries, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) && delay >= 5*time.Second {
+			d.log.Warn().Err(err).Msg("flow delivery: setting up the retry stream; retrying")
+		}
+		sleepCtx(ctx, delay)
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+func (d *Delivery) ensure(ctx context.Context) (retries jetstream.Consumer, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := d.js.Stream(ctx, d.cfg.Stream); err != nil {
+		return nil, err
 	}
 	cfg := jetstream.StreamConfig{
 		Name:        d.cfg.retryStream(),
@@ -150,7 +224,7 @@ func (d *Delivery) ensure(ctx context.Context) (events, retries jetstream.Consum
 		Replicas:    d.cfg.Replicas,
 	}
 	if _, err := d.js.CreateOrUpdateStream(ctx, cfg); err != nil {
-		return nil, nil, fmt.Errorf("stream %s: %w", cfg.Name, err)
+		return nil, fmt.Errorf("stream %s: %w", cfg.Name, err)
 	}
 	// Every waiting retry is an unacknowledged message (NakWithDelay), so
 	// MaxAckPending is the number of events that can wait at once;
@@ -164,9 +238,9 @@ func (d *Delivery) ensure(ctx context.Context) (events, retries jetstream.Consum
 		MaxDeliver:    -1,
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("flows retry consumer: %w", err)
+		return nil, fmt.Errorf("flows retry consumer: %w", err)
 	}
-	return events, retries, nil
+	return retries, nil
 }
 
 // ackWait covers one event's work: a slot wait and a request per action
@@ -193,11 +267,15 @@ func (d *Delivery) consume(ctx context.Context, cons jetstream.Consumer, handle 
 		if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
 			return nil
 		}
+		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return err
+		}
 		if err != nil {
 			if !failing {
 				failing = true
 				d.log.Warn().Err(err).Msg("flow delivery: reading the stream")
 			}
+			sleepCtx(ctx, 100*time.Millisecond)
 			continue
 		}
 		failing = false

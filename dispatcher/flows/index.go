@@ -68,6 +68,29 @@ func (ix *index) hasAccount(account string) bool {
 
 func (ix *index) action(id string) *live { return ix.cur.Load().byAction[id] }
 
+// live reports whether any action is live.
+func (ix *index) live() bool { return len(ix.cur.Load().byAction) > 0 }
+
+// waitLive waits until live() == want, checking every poll; false when
+// ctx ended first.
+func (ix *index) waitLive(ctx context.Context, want bool) bool {
+	select {
+	case <-ix.ready:
+	case <-ctx.Done():
+		return false
+	}
+	t := time.NewTicker(ix.poll)
+	defer t.Stop()
+	for ix.live() != want {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return true
+}
+
 // Run reloads the index whenever the store's revision changes.
 func (ix *index) Run(ctx context.Context) error {
 	t := time.NewTicker(ix.poll)
