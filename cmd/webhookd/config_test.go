@@ -32,6 +32,7 @@ func TestServeDefaults(t *testing.T) {
 		BatchLinger: 200 * time.Millisecond, BackoffBase: time.Second, BackoffMax: time.Hour,
 		DisableAfter: 48 * time.Hour, SemaphoreLease: 30 * time.Second, LogLevel: "info", LogFormat: "json",
 		MaxBufferedBytes: dispatcher.DefaultMaxBufferedBytes, Partitions: 16,
+		FlowFlags: FlowFlags{FlowMaxInFlight: 10, FlowDeliveryTimeout: 10 * time.Second, FlowRetryBase: 30 * time.Second},
 	}
 	if diff := cmp.Diff(want, cfg); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)

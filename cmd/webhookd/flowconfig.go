@@ -12,15 +12,15 @@ import (
 	"github.com/webhookd/webhookd/subscriptions"
 )
 
-// flowFlags are the flags of flow webhook delivery.
-type flowFlags struct {
+// FlowFlags are the flags of flow webhook delivery.
+type FlowFlags struct {
 	FlowMaxInFlight     int
 	FlowDeliveryTimeout time.Duration
 	FlowRetryBase       time.Duration
 	Organizations       []string // ACCOUNT=NAME|URL entries
 }
 
-func (f *flowFlags) register(fs *flag.FlagSet) {
+func (f *FlowFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.FlowMaxInFlight, "flow-max-in-flight", 10, "concurrent requests per flow webhook action across replicas, 1-1000")
 	fs.DurationVar(&f.FlowDeliveryTimeout, "flow-delivery-timeout", 10*time.Second, "whole-request `deadline` of a flow webhook request")
 	fs.DurationVar(&f.FlowRetryBase, "flow-retry-base", 30*time.Second, "unit of the flow webhook retry schedule: 17 retries at 1,2,4,…,120,280×9 units (30s: within 24h; README, Flow webhooks)")
@@ -28,7 +28,7 @@ func (f *flowFlags) register(fs *flag.FlagSet) {
 }
 
 // check validates the flow flags with serveConfig.validate's helpers.
-func (f *flowFlags) check(bad func(name, value, format string, a ...any)) {
+func (f *FlowFlags) check(bad func(name, value, format string, a ...any)) {
 	if f.FlowMaxInFlight < 1 || f.FlowMaxInFlight > maxInFlightLimit {
 		bad("flow-max-in-flight", strconv.Itoa(f.FlowMaxInFlight), "must be between 1 and %d", maxInFlightLimit)
 	}
@@ -43,7 +43,7 @@ func (f *flowFlags) check(bad func(name, value, format string, a ...any)) {
 	}
 }
 
-func (f *flowFlags) organizations() (map[string]flowtmpl.Organization, error) {
+func (f *FlowFlags) organizations() (map[string]flowtmpl.Organization, error) {
 	out := map[string]flowtmpl.Organization{}
 	for _, e := range f.Organizations {
 		account, rest, ok := strings.Cut(e, "=")
