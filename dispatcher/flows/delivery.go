@@ -288,12 +288,13 @@ func (d *Delivery) consume(ctx context.Context, cons jetstream.Consumer, handle 
 }
 
 // handleEvent runs every live action the event triggers, then
-// acknowledges it. An event of an account without live flows costs one
-// subject parse and one map lookup.
+// acknowledges it. An event that cannot trigger anything (no live action
+// of its account on its topic, and none on a metric id) costs one subject
+// parse and two map lookups; only the others are parsed.
 func (d *Delivery) handleEvent(ctx context.Context, m jetstream.Msg) {
 	subject := dispatcher.EventSubject(m.Subject())
 	topic, account, err := dispatcher.ParseSubject(subject, d.cfg.DefaultAccount)
-	if err != nil || !d.idx.hasAccount(account) {
+	if err != nil || !d.idx.mayTrigger(account, topic) {
 		_ = m.Ack()
 		return
 	}

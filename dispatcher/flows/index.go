@@ -2,6 +2,7 @@ package flows
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +25,9 @@ type live struct {
 type table struct {
 	byTrigger map[string]map[string][]*live
 	byAction  map[string]*live
+	// byMetric: accounts with a trigger that is not a topic (a metric id),
+	// whose events must be parsed to be matched.
+	byMetric map[string]bool
 }
 
 // index holds the live actions, swapped whole on every reload, so the
@@ -61,9 +65,12 @@ func (ix *index) lookup(account, topic, metric string) []*live {
 	return out
 }
 
-// hasAccount reports whether any live action belongs to account.
-func (ix *index) hasAccount(account string) bool {
-	return ix.cur.Load().byTrigger[account] != nil
+// mayTrigger reports whether an event of account on topic can trigger
+// anything: an action on the topic, or one on a metric id (known only
+// once the event is parsed).
+func (ix *index) mayTrigger(account, topic string) bool {
+	t := ix.cur.Load()
+	return len(t.byTrigger[account][topic]) > 0 || t.byMetric[account]
 }
 
 func (ix *index) action(id string) *live { return ix.cur.Load().byAction[id] }
@@ -138,7 +145,7 @@ func (ix *index) refresh(ctx context.Context) {
 // checked when saved, so a failure here (the limits shrank) is kept with
 // the action and skips its events with the reason.
 func (ix *index) build(all []flows.Flow) *table {
-	t := &table{byTrigger: map[string]map[string][]*live{}, byAction: map[string]*live{}}
+	t := &table{byTrigger: map[string]map[string][]*live{}, byAction: map[string]*live{}, byMetric: map[string]bool{}}
 	for _, f := range all {
 		if f.Status != flows.StatusLive {
 			continue
@@ -155,6 +162,9 @@ func (ix *index) build(all []flows.Flow) *table {
 				t.byTrigger[f.AccountID] = acct
 			}
 			acct[f.TriggerID] = append(acct[f.TriggerID], l)
+			if !strings.Contains(f.TriggerID, ".") { // topics are <prefix>.<name>
+				t.byMetric[f.AccountID] = true
+			}
 			t.byAction[a.ID] = l
 		}
 	}
