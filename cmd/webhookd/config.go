@@ -121,7 +121,7 @@ func newServeFlags(cfg *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&cfg.AdoptRegistry, "adopt-registry", false, "accept the registry found in Redis even though it is not the one this deployment delivered for (after a deliberate replacement; see README, Operations)")
 	fs.DurationVar(&cfg.SemaphoreLease, "semaphore-lease", 30*time.Second, "lease of an in-flight slot, at least 2×--delivery-timeout + --batch-linger + 1s (a crashed replica's slots return after it)")
 
-	cfg.FlowFlags.register(fs)
+	cfg.register(fs)
 
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.StringVar(&cfg.LogFormat, "log-format", "json", "log `format`: json or console")
@@ -235,7 +235,7 @@ func (c *serveConfig) validate(fromEnv map[string]string) error {
 			"must be at least 2×--delivery-timeout + --batch-linger + 1s (%s), or a slot could expire while its request is in flight", minLease)
 	}
 
-	c.FlowFlags.check(bad)
+	c.check(bad)
 
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		bad("log-level", c.LogLevel, "%v", err)
