@@ -26,6 +26,7 @@ var scenarios = []scenario{
 	{"dead", (*bench).runDeadNeighbour},
 	{"idle", (*bench).runIdle},
 	{"batch1", (*bench).runBatch1},
+	{"flow1", (*bench).runFlow1},
 	{"memflat", (*bench).runMemFlat},
 	// scale is issue 14's: minutes of its own (--skip scale leaves it out).
 	{"scale", (*bench).runScale},
