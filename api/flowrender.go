@@ -196,8 +196,8 @@ func actionResource(base string, f flows.Flow, a flows.Action) resource {
 		Relationships: map[string]any{
 			"flow": toOne{Data: identifier{Type: "flow", ID: f.ID},
 				Links: relLinks{Self: self + "/relationships/flow", Related: self + "/flow"}},
-			"flow-messages": toMany{Data: []identifier{{Type: "flow-message", ID: a.Message.ID}},
-				Links: relLinks{Self: self + "/relationships/flow-messages", Related: self + "/flow-messages"}},
+			// Linkage only: webhookd serves no flow-message endpoints.
+			"flow-messages": relationship{Data: []identifier{{Type: "flow-message", ID: a.Message.ID}}},
 		},
 		Links: selfLink{Self: self},
 	}

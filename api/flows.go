@@ -264,3 +264,38 @@ func paginate[T any](items []T, q flowQuery, self string) ([]T, collectionLinks)
 	}
 	return items[from:to], links
 }
+
+// listFlowActionIDs is getActionIdsForFlow: the flow's action linkage.
+func (s *server) listFlowActionIDs(w http.ResponseWriter, r *http.Request, account string) error {
+	q, err := parseFlowQuery(r.URL.Query(), false)
+	if err != nil {
+		return err
+	}
+	f, err := s.cfg.Flows.Get(r.Context(), account, r.PathValue("id"))
+	if err != nil {
+		return flowErr(err, errFlowNotFound)
+	}
+	acts, links := paginate(f.Actions, q, flowURL(baseURL(r), f.ID)+"/relationships/flow-actions")
+	ids := make([]identifier, len(acts))
+	for i, a := range acts {
+		ids[i] = identifier{Type: "flow-action", ID: a.ID}
+	}
+	s.encode(w, http.StatusOK, document{Data: ids, Links: links})
+	return nil
+}
+
+// getFlowOfAction is getFlowForFlowAction: the action's flow, without
+// its definition.
+func (s *server) getFlowOfAction(w http.ResponseWriter, r *http.Request, account string) error {
+	q, err := parseFlowQuery(r.URL.Query(), false)
+	if err != nil {
+		return err
+	}
+	f, err := s.cfg.Flows.FlowOfAction(r.Context(), account, r.PathValue("id"))
+	if err != nil {
+		return flowErr(err, errActionNotFound)
+	}
+	res := flowResource(baseURL(r), f, q)
+	s.encode(w, http.StatusOK, document{Data: res, Links: res.Links})
+	return nil
+}

@@ -205,3 +205,30 @@ func TestFlowPatchValidation(t *testing.T) {
 		t.Errorf("PATCH another account's action = %d, want 404", res.status)
 	}
 }
+
+func TestFlowRelatedRoutes(t *testing.T) {
+	e := newEnv(t, nil)
+	res := e.do("POST", "/api/flows", keyA, flowBody(goodDef))
+	if res.status != http.StatusCreated {
+		t.Fatalf("POST = %d %s", res.status, res.body)
+	}
+	id := at(res.doc(t), "data.id").(string)
+	a1 := at(res.doc(t), "data.relationships.flow-actions.data.1.id").(string)
+	res = e.do("GET", "/api/flows/"+id+"/relationships/flow-actions?page%5Bsize%5D=1", keyA, "")
+	doc := res.doc(t)
+	if res.status != http.StatusOK || at(doc, "data.0.type") != "flow-action" || len(at(doc, "data").([]any)) != 1 || at(doc, "links.next") == nil {
+		t.Errorf("relationships/flow-actions page 1 = %d %s", res.status, res.body)
+	}
+	next, _ := at(doc, "links.next").(string)
+	res = e.do("GET", strings.TrimPrefix(next, e.srv.URL), keyA, "")
+	if at(res.doc(t), "data.0.id") != a1 || at(res.doc(t), "links.next") != nil {
+		t.Errorf("relationships/flow-actions page 2 = %s", res.body)
+	}
+	res = e.do("GET", "/api/flow-actions/"+a1+"/flow", keyA, "")
+	if res.status != http.StatusOK || at(res.doc(t), "data.id") != id {
+		t.Errorf("flow-actions/{id}/flow = %d %s", res.status, res.body)
+	}
+	if res := e.do("GET", "/api/flow-actions/"+a1+"/flow", keyB, ""); res.status != http.StatusNotFound {
+		t.Errorf("another account's flow-actions/{id}/flow = %d, want 404", res.status)
+	}
+}

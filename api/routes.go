@@ -43,6 +43,8 @@ func (s *server) routes() http.Handler {
 		{"PATCH", "/api/flows/{id}", s.auth(s.flowsOn(s.updateFlow))},
 		{"DELETE", "/api/flows/{id}", s.auth(s.flowsOn(s.deleteFlow))},
 		{"GET", "/api/flows/{id}/flow-actions", s.auth(s.flowsOn(s.listFlowActions))},
+		{"GET", "/api/flows/{id}/relationships/flow-actions", s.auth(s.flowsOn(s.listFlowActionIDs))},
+		{"GET", "/api/flow-actions/{id}/flow", s.auth(s.flowsOn(s.getFlowOfAction))},
 		{"GET", "/api/flow-actions/{id}", s.auth(s.flowsOn(s.getFlowAction))},
 		{"PATCH", "/api/flow-actions/{id}", s.auth(s.flowsOn(s.updateFlowAction))},
 		{"GET", "/webhookd/flow-actions/{id}/counts", s.auth(s.flowsOn(s.getFlowActionCounts))},
