@@ -36,6 +36,9 @@ type Config struct {
 	// RateLimit: no limit.
 	RateLimit float64
 	RateBurst int
+	// Attempts is the attempt log behind GET
+	// /webhookd/webhooks/{id}/attempts (nil: those routes answer 404).
+	Attempts AttemptLog
 	// Version is reported by /healthz in the Webhookd-Version header
 	// ("dev").
 	Version string
