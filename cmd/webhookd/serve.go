@@ -22,6 +22,7 @@ import (
 	"github.com/webhookd/webhookd/cmd/webhookd/internal/natsembed"
 	"github.com/webhookd/webhookd/cmd/webhookd/internal/redisproc"
 	"github.com/webhookd/webhookd/dispatcher"
+	"github.com/webhookd/webhookd/dispatcher/activity"
 	"github.com/webhookd/webhookd/subscriptions"
 )
 
@@ -46,7 +47,9 @@ const (
 //     progress (at most httpShutdownTimeout); concurrently
 //  2. the dispatcher drains: it pulls nothing new, and deliveries in
 //     flight finish within --delivery-timeout and are acked or handed back
-//     (it still needs NATS and Redis, which is why they stop later);
+//     (it still needs NATS and Redis, which is why they stop later); then
+//     the attempt log writer publishes what it still holds, so the last
+//     deliveries' attempts are kept;
 //  3. the NATS connection drains (flushes the last acks) and closes;
 //  4. the embedded nats-server shuts down, flushing its store;
 //  5. the managed redis-server gets SIGTERM (fsyncs its AOF) and exits.
@@ -106,18 +109,32 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	met := metrics.New()
 	dcfg := cfg.dispatcherConfig()
 	dcfg.Observer = met
+	var attempts *activity.Writer
+	if cfg.Activity {
+		acfg := cfg.activityConfig(met)
+		if err := activity.Ensure(ctx, js, acfg); err != nil {
+			return err
+		}
+		attempts = activity.NewWriter(acfg, js, log.With().Str("component", "activity").Logger())
+		dcfg.Activity = attempts
+	}
 	disp, err := dispatcher.New(dcfg, js, store, log.With().Str("component", "dispatcher").Logger())
 	if err != nil {
 		return fmt.Errorf("dispatcher: %w", err)
 	}
 	met.Register(disp)
-	handler := api.New(api.Config{
+	apiCfg := api.Config{
 		AllowInsecureEndpoints: cfg.AllowInsecureEndpoints,
 		MaxWebhooksPerAccount:  cfg.MaxWebhooksPerAccount,
 		RateLimit:              cfg.APIRateLimit,
 		RateBurst:              cfg.APIRateBurst,
 		Version:                version,
-	}, store, keys, log.With().Str("component", "api").Logger())
+	}
+	if attempts != nil {
+		met.RegisterActivity(attempts)
+		apiCfg.Attempts = activity.NewReader(cfg.activityConfig(met), js)
+	}
+	handler := api.New(apiCfg, store, keys, log.With().Str("component", "api").Logger())
 
 	// Listen before serving, so a busy port fails start-up at once.
 	var lc net.ListenConfig
@@ -170,7 +187,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			return srv.Shutdown(sctx)
 		})
 	}
+	// The attempt log outlives the dispatcher's drain (step 2).
+	logCtx, stopLog := context.WithCancel(context.WithoutCancel(gctx))
+	defer stopLog()
+	if attempts != nil {
+		g.Go(func() error { return attempts.Run(logCtx) })
+	}
 	g.Go(func() error { // step 2
+		defer stopLog()
 		if err := disp.Run(gctx); err != nil {
 			return fmt.Errorf("dispatcher: %w", err)
 		}
@@ -206,6 +230,16 @@ func (c *serveConfig) dispatcherConfig() dispatcher.Config {
 		Replicas:               c.StreamReplicas,
 		// Stream, StreamMaxAge and DeadLetter keep the dispatcher's
 		// defaults: no flag sets them.
+	}
+}
+
+// activityConfig maps the flags onto the attempt log's Config.
+func (c *serveConfig) activityConfig(met *metrics.Metrics) activity.Config {
+	return activity.Config{
+		Retention:  c.ActivityRetention,
+		MaxBytes:   int64(c.ActivityMaxBytes),
+		Replicas:   c.StreamReplicas,
+		ObserveLag: met.ObserveActivityLag,
 	}
 }
 
