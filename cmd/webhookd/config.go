@@ -130,7 +130,7 @@ func newServeFlags(cfg *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&cfg.Activity, "activity", true, "record every delivery request in the attempt log (GET /webhookd/webhooks/{id}/attempts); off only to compare costs")
 	fs.DurationVar(&cfg.ActivityRetention, "activity-retention", activity.DefaultRetention, "how long the attempt log keeps an attempt (at least 1m)")
 	cfg.ActivityMaxBytes = activity.DefaultMaxBytes
-	fs.Var(&cfg.ActivityMaxBytes, "activity-max-bytes", "disk cap of the attempt log, at least 1MiB; the oldest attempts go first (1GiB: about 3M one-event attempts)")
+	fs.Var(&cfg.ActivityMaxBytes, "activity-max-bytes", "disk cap of the attempt log, at least 1MiB; the oldest attempts go first (1GiB: about 14M one-event attempts)")
 
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.StringVar(&cfg.LogFormat, "log-format", "json", "log `format`: json or console")

@@ -34,11 +34,13 @@ const (
 	DefaultStream    = "WEBHOOKD_ACTIVITY"
 	DefaultRetention = 30 * 24 * time.Hour
 	// DefaultMaxBytes caps the log at 1 GiB. An attempt of one event takes
-	// about 300 bytes on disk (README, "Attempt log"), so 1 GiB keeps some
-	// 3 million attempts: a month of a steady 1 request a second, or the
-	// last day of 35 a second. The cap, not the age, is what protects a
-	// single node's data directory (which also holds the event stream)
-	// from a busy or failing webhook; raise it with the disk.
+	// about 75 bytes on disk once compressed (360 in the stream; README,
+	// "The attempt log"), so 1 GiB keeps some 14 million of them: a month
+	// of a steady 5 requests a second, or the last day of 160 a second
+	// (fewer for big batches: 1,000 ids are about 15 KB). The cap, not the
+	// age, is what protects a single node's data directory (which also
+	// holds the event stream) from a busy or failing webhook; raise it
+	// with the disk.
 	DefaultMaxBytes = 1 << 30
 	// defaultBuffer is how many attempts wait for the writer before new
 	// ones are dropped: at 10,000 requests a second, most of a second of
