@@ -363,3 +363,38 @@ func TestAttemptPagesChainWhileAttemptsArrive(t *testing.T) {
 	}
 	t.Logf("%d attempts before paging, %d seen across pages, %d events published meanwhile", len(before), len(seen), len(published))
 }
+
+// webhookd serve records in the attempt log out of the box: its API
+// lists the requests and /metrics counts the writes and their lag.
+func TestServeRecordsAttempts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	p := e.startWebhookd("--metrics-addr", "127.0.0.1:0", "--api-key", testKey+"=default")
+	metricsURL := "http://" + p.logLine(t, "metrics and pprof serving")["addr"].(string)
+	apiURL := "http://" + p.logLine(t, "webhookd serving")["addr"].(string)
+	sink := NewSink(t, testSecret)
+	w := e.create("default", sink.URL, topicSMS)
+	ids := e.publish(topicSMS, "serve-log", 20)
+	waitDelivered(t, sink, ids, 30*time.Second)
+
+	var rows []attemptRow
+	waitFor(t, 20*time.Second, "the requests in the served attempt log", func() bool {
+		rows = listAttempts(t, apiURL, w, nil)
+		n := 0
+		for _, r := range rows {
+			n += len(r.ids)
+		}
+		return n >= len(ids)
+	})
+	for _, r := range rows {
+		if r.outcome != "delivered" || r.status != 200 || r.trigger != "live" {
+			t.Errorf("attempt %+v, want a live 200", r)
+		}
+	}
+	m := scrape(t, metricsURL+"/metrics")
+	if m["webhookd_activity_written_total"] < float64(len(rows)) || m["webhookd_activity_dropped_total"] != 0 ||
+		m["webhookd_activity_write_lag_seconds_count"] < float64(len(rows)) {
+		t.Errorf("activity metrics: written %v, dropped %v, lag count %v; want ≥ %d written and observed, none dropped",
+			m["webhookd_activity_written_total"], m["webhookd_activity_dropped_total"], m["webhookd_activity_write_lag_seconds_count"], len(rows))
+	}
+}
