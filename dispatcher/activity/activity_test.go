@@ -2,6 +2,7 @@ package activity
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -121,10 +122,10 @@ func TestWriterStoresOnceAndObservesLag(t *testing.T) {
 	if diff := cmp.Diff(a, got.Attempt); diff != "" {
 		t.Errorf("Get: stored attempt differs (-recorded +read):\n%s", diff)
 	}
-	if _, err := r.Get(context.Background(), "other", "wh", a.ID); err != ErrNotFound {
+	if _, err := r.Get(context.Background(), "other", "wh", a.ID); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Get from another account: err %v, want ErrNotFound", err)
 	}
-	if _, err := r.Get(context.Background(), "acct", "wh", uuid.Must(uuid.NewV7()).String()); err != ErrNotFound {
+	if _, err := r.Get(context.Background(), "acct", "wh", uuid.Must(uuid.NewV7()).String()); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Get of an unknown id: err %v, want ErrNotFound", err)
 	}
 }
