@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -257,5 +259,50 @@ func TestListFilters(t *testing.T) {
 	p, err = r.List(ctx, "acct", "nobody", Query{Limit: 10})
 	if err != nil || len(p.Entries) != 0 || p.Next != 0 {
 		t.Errorf("webhook without attempts: %+v, %v; want an empty last page", p, err)
+	}
+}
+
+// With NATS away the writer counts what it cannot store and never
+// blocks; once NATS is back it stores again.
+func TestWriterCountsFailuresWhileNATSAway(t *testing.T) {
+	dir := t.TempDir()
+	ns := harness.NATSWithDir(t, dir)
+	port := ns.Addr().(*net.TCPAddr).Port
+	js, err := jetstream.New(harness.Connect(t, ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Ensure(context.Background(), js, Config{}); err != nil {
+		t.Fatal(err)
+	}
+	w := NewWriter(Config{}, js, zerolog.Nop())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	w.Record(attempt("acct", "wh", 0))
+	waitWritten(t, w, 1)
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	for i := range 5 {
+		w.Record(attempt("acct", "wh", i+1))
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for w.Stats().Failed.Load() < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("failed = %d after NATS went away, want 5 (written %d)", w.Stats().Failed.Load(), w.Stats().Written.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	harness.NATSWithDir(t, dir, func(o *server.Options) { o.Port = port })
+	deadline = time.Now().Add(60 * time.Second)
+	for w.Stats().Written.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing stored after NATS came back (written %d, failed %d)", w.Stats().Written.Load(), w.Stats().Failed.Load())
+		}
+		w.Record(attempt("acct", "wh", 99))
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -47,8 +47,9 @@ type queued struct {
 
 // pending is a publish awaiting its acknowledgement.
 type pending struct {
-	f  jetstream.PubAckFuture
-	at time.Time
+	f    jetstream.PubAckFuture
+	at   time.Time // recorded
+	sent time.Time // published
 }
 
 // NewWriter returns the writer of the log; the stream must exist
@@ -137,13 +138,15 @@ func (w *Writer) publish(q queued, acks chan<- pending) {
 		w.retry(msg, q.at, err)
 		return
 	}
-	acks <- pending{f: f, at: q.at}
+	acks <- pending{f: f, at: q.at, sent: time.Now()}
 }
 
-// settle waits for each publish's acknowledgement, in order.
+// settle waits for each publish's acknowledgement, in order, each at
+// most ackTimeout from when it was published (so an outage costs one
+// wait, not one per publish in the window).
 func (w *Writer) settle(acks <-chan pending) {
 	for p := range acks {
-		t := time.NewTimer(ackTimeout)
+		t := time.NewTimer(time.Until(p.sent.Add(ackTimeout)))
 		select {
 		case <-p.f.Ok():
 			w.written(p.at)
@@ -156,9 +159,14 @@ func (w *Writer) settle(acks <-chan pending) {
 	}
 }
 
-// retry publishes msg once more, synchronously; its Nats-Msg-Id makes a
-// publish that was stored after all count once.
+// retry publishes msg once more, synchronously, if the connection is up
+// (during an outage every publish would wait its full timeout); its
+// Nats-Msg-Id makes a publish that was stored after all count once.
 func (w *Writer) retry(msg *nats.Msg, at time.Time, cause error) {
+	if !w.js.Conn().IsConnected() {
+		w.failed(cause)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), ackTimeout)
 	defer cancel()
 	if _, err := w.js.PublishMsg(ctx, msg); err != nil {
