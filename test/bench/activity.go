@@ -15,8 +15,9 @@ const activityStream = "WEBHOOKD_ACTIVITY"
 // log off and then on, each in a fresh env, once with the default batch
 // (1,000 events a request) and once with 10-event batches (a hundred
 // times more attempts per event). The row with the log on carries the
-// ratio (target: at most 5 % slower) and the log's disk use per million
-// attempts, read from the nats-server's store.
+// ratio (target: at most 5 % slower, judged relative to each drain's own
+// ceiling) and the log's disk use per million attempts, read from the
+// nats-server's store.
 func (b *bench) runDrainActivity(ctx context.Context) ([]*result, error) {
 	var rows []*result
 	for _, batch := range []int{0, 10} {
@@ -42,13 +43,21 @@ func (b *bench) runDrainActivity(ctx context.Context) ([]*result, error) {
 			pair[i], disk = row, d
 		}
 		off, on := pair[0], pair[1]
-		ratio := on.EventsPerSec / off.EventsPerSec
-		on.Target = "≤ 5% slower than the log off"
+		// Each drain is also measured against raw JetStream on its own
+		// backlog just before it (× ceiling): the ratio of those holds
+		// when the machine's load drifts between the two drains, so the
+		// target is judged on it; the raw ratio is reported beside it.
+		raw := on.EventsPerSec / off.EventsPerSec
+		ratio := raw
+		if on.VsCeiling > 0 && off.VsCeiling > 0 {
+			ratio = on.VsCeiling / off.VsCeiling
+		}
+		on.Target = "≤ 5% slower than the log off (× ceiling)"
 		on.setMet(ratio >= 0.95)
-		on.Extra = map[string]any{"log_on_off_ratio": ratio, "attempts": disk.msgs, "log_disk_bytes": disk.bytes,
+		on.Extra = map[string]any{"log_on_off_ratio": ratio, "log_on_off_raw_ratio": raw, "attempts": disk.msgs, "log_disk_bytes": disk.bytes,
 			"log_disk_mib_per_million_attempts": disk.perMillion(), "events_per_attempt": disk.eventsPerAttempt(b.cfg.drainEvents)}
-		on.Notes = append(on.Notes, fmt.Sprintf("attempt log on/off = %.3f (%+.1f%%); %d attempts of %.0f events each, "+
-			"%.1f MiB on disk: %.0f MiB per million such attempts", ratio, (ratio-1)*100, disk.msgs,
+		on.Notes = append(on.Notes, fmt.Sprintf("attempt log on/off = %.3f (%+.1f%%) of each drain's ceiling, %.3f raw; %d attempts of %.0f events each, "+
+			"%.1f MiB on disk: %.0f MiB per million such attempts", ratio, (ratio-1)*100, raw, disk.msgs,
 			disk.eventsPerAttempt(b.cfg.drainEvents), float64(disk.bytes)/(1<<20), disk.perMillion()))
 	}
 	return rows, nil
