@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -75,7 +76,8 @@ func TestRecordNeverBlocksAndCountsDrops(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Not running: nothing empties the buffer of 4.
-	w := NewWriter(Config{Buffer: 4}, js, zerolog.Nop())
+	var logged strings.Builder
+	w := NewWriter(Config{Buffer: 4}, js, zerolog.New(&logged))
 	done := make(chan struct{})
 	go func() {
 		for i := range 100 {
@@ -93,6 +95,12 @@ func TestRecordNeverBlocksAndCountsDrops(t *testing.T) {
 	}
 	if got := w.Buffered(); got != 4 {
 		t.Errorf("Buffered() = %d, want 4", got)
+	}
+	// Run's minute tick reports the drops since the last report, once.
+	seen := w.reportDrops(0)
+	w.reportDrops(seen)
+	if n := strings.Count(logged.String(), `"dropped":96`); n != 1 || strings.Count(logged.String(), "\n") != 1 {
+		t.Errorf("drop reports logged %q, want one line with the count 96", logged.String())
 	}
 }
 
