@@ -214,6 +214,22 @@ func TestAttemptLogShowsEachKindInOrder(t *testing.T) {
 		return hasClass(listAttempts(t, apis[0], w, nil), "")
 	})
 	e.waitIdle(w.ID)
+	// Records are written asynchronously: wait until each event's
+	// delivery is in the log, after which no request is left to record.
+	waitFor(t, 30*time.Second, "every event's delivery in the attempt log", func() bool {
+		got := map[string]bool{}
+		for _, r := range listAttempts(t, apis[1], w, url.Values{"filter": {`equals(outcome,"delivered")`}}) {
+			for _, id := range r.ids {
+				got[id] = true
+			}
+		}
+		for _, id := range ids {
+			if !got[id] {
+				return false
+			}
+		}
+		return true
+	})
 
 	var lists [2][]attemptRow
 	for i, base := range apis {
