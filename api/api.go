@@ -39,6 +39,9 @@ type Config struct {
 	// Flows, when set, serves Klaviyo's Flows API (flow webhooks) on
 	// this store; nil: those routes answer 404.
 	Flows FlowStore
+	// Attempts is the attempt log behind GET
+	// /webhookd/webhooks/{id}/attempts (nil: those routes answer 404).
+	Attempts AttemptLog
 	// Version is reported by /healthz in the Webhookd-Version header
 	// ("dev").
 	Version string

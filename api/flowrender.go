@@ -12,8 +12,7 @@ import (
 const (
 	paramAdditionalFlow = "additional-fields[flow]"
 	paramFieldsFlow     = "fields[flow]"
-	paramPageSize       = "page[size]"
-	paramPageCursor     = "page[cursor]"
+	// page[size] is paramPageSize (attempts.go); page[cursor] is paramCursor.
 )
 
 // flowQuery is what a Flows API request's parameters ask for.
@@ -67,13 +66,13 @@ func parseFlowQuery(v url.Values, withDefinition bool) (flowQuery, error) {
 		}
 		q.size = n
 	}
-	if s := v.Get(paramPageCursor); s != "" {
+	if s := v.Get(paramCursor); s != "" {
 		if i := strings.LastIndex(s, "page%5Bcursor%5D="); i >= 0 { // an http:// links.next sent whole
 			s, _, _ = strings.Cut(s[i+len("page%5Bcursor%5D="):], "&")
 		}
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 {
-			errs = append(errs, invalidParam(paramPageCursor, "page[cursor] is not a cursor webhookd made."))
+			errs = append(errs, invalidParam(paramCursor, "page[cursor] is not a cursor webhookd made."))
 		}
 		q.cursor = n
 	}

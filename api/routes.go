@@ -51,6 +51,12 @@ func (s *server) routes() http.Handler {
 
 		// Extension: why a webhook is in error or was disabled.
 		{"GET", "/webhookd/webhooks/{id}/delivery-state", s.auth(s.getDeliveryState)},
+
+		// Extension: the attempt log (attempts.go).
+		{"GET", "/webhookd/webhooks/{id}/attempts", s.auth(s.listAttempts)},
+		{"GET", "/webhookd/webhooks/{id}/attempts/{$}", s.auth(s.listAttempts)},
+		{"GET", "/webhookd/webhooks/{id}/attempts/{attempt_id}", s.auth(s.getAttempt)},
+		{"GET", "/webhookd/webhooks/{id}/attempts/{attempt_id}/{$}", s.auth(s.getAttempt)},
 	}
 
 	mux := http.NewServeMux()

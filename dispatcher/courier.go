@@ -49,6 +49,9 @@ type delivery struct {
 	// for live traffic (live or retry by the events' attempt count),
 	// activity.TriggerReplay or TriggerTest otherwise.
 	trigger activity.Trigger
+	// failures are failed requests not yet recorded in the attempt log
+	// (record.go): whether they get a next_attempt_at is known later.
+	failures []activity.Attempt
 }
 
 // deliver sends msgs to w in as few requests as the caps allow, one after
@@ -80,6 +83,7 @@ func (c *courier) deliver(w subscriptions.Webhook, holder string, msgs []jetstre
 	stop := d.keepAlive()
 	defer stop()
 	d.run(ctx, parts)
+	d.flushFailures(time.Time{})
 	if d.delivered {
 		recovered, err := c.states.RecordSuccess(ctx, w.ID)
 		if err == nil && recovered {
@@ -207,6 +211,7 @@ func (d *delivery) fail(ctx context.Context, o outcome, parts []span) {
 		}
 	}
 	d.handBack(delay)
+	d.flushFailures(time.Now().Add(delay))
 	ev := c.log.Warn().Str("webhook_id", w.ID).Str("account_id", w.AccountID).Int("events", unsent).
 		Str("error", o.String()).Int("attempt", res.Failures).Dur("retry_in", delay)
 	if o.status != 0 {

@@ -52,7 +52,12 @@ var kinds = [...]struct{ label, text string }{
 type outcome struct {
 	kind    outcomeKind
 	status  int       // HTTP status when there was a response
-	started time.Time // when the request was prepared
+	started time.Time // when the request was prepared; once sent, when it was sent
+	// For the attempt log: how long the request took, its body size and
+	// the first bytes of the response body.
+	took    time.Duration
+	bytes   int
+	excerpt string
 }
 
 func (o outcome) ok() bool { return o.kind == kindOK }

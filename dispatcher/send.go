@@ -37,6 +37,9 @@ func (d *delivery) send(ctx context.Context, s span) (o outcome, sent bool) {
 		return outcome{}, false
 	}
 	o = c.post(ctx, d.w, d, s, time.Now())
+	if o.kind != kindNotSent {
+		d.record(s, o)
+	}
 	if o.kind == kindNotSent || o.kind == kindInterrupted {
 		return o, false
 	}
@@ -88,7 +91,7 @@ func (c *courier) post(ctx context.Context, w subscriptions.Webhook, d *delivery
 	if o.kind == kindTimeout && took > c.cfg.DeliveryTimeout+pauseSlack {
 		o.kind = kindInterrupted
 	}
-	o.started = started
+	o.started, o.took, o.bytes = start, took, len(body)
 	if c.cfg.Observer != nil && o.kind != kindInterrupted {
 		c.cfg.Observer.Request(o.label(), s.len(), len(body), took)
 	}
@@ -101,11 +104,16 @@ func (c *courier) do(req *http.Request) outcome {
 	if err != nil {
 		return classify(err)
 	}
-	// Drain a little so the connection is reused; never more than 64 KiB.
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	excerpt := readExcerpt(resp)
 	resp.Body.Close()
 	if !Successful(resp.StatusCode) {
-		return outcome{kind: kindStatus, status: resp.StatusCode}
+		return outcome{kind: kindStatus, status: resp.StatusCode, excerpt: excerpt}
 	}
-	return outcome{kind: kindOK, status: resp.StatusCode}
+	return outcome{kind: kindOK, status: resp.StatusCode, excerpt: excerpt}
+}
+
+// drain reads a little more of resp's body so the connection is reused;
+// never more than 64 KiB.
+func drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/webhookd/webhookd/batcher"
 	"github.com/webhookd/webhookd/dispatcher"
+	"github.com/webhookd/webhookd/dispatcher/activity"
 	"github.com/webhookd/webhookd/subscriptions"
 )
 
@@ -57,6 +58,10 @@ type serveConfig struct {
 
 	FlowFlags
 
+	Activity          bool // record every request in the attempt log
+	ActivityRetention time.Duration
+	ActivityMaxBytes  byteSize
+
 	LogLevel  string
 	LogFormat string
 }
@@ -73,6 +78,9 @@ const (
 	// hardly one event fits; above 64 MiB receivers and proxies refuse.
 	minBatchBytes = 1 << 10
 	maxBatchBytes = 64 << 20
+	// minActivityBytes bounds --activity-max-bytes: below 1 MiB the log
+	// holds a few thousand attempts, less than one busy minute.
+	minActivityBytes = 1 << 20
 )
 
 // newServeFlags returns the FlagSet of `serve`, writing into cfg. The
@@ -122,6 +130,10 @@ func newServeFlags(cfg *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.SemaphoreLease, "semaphore-lease", 30*time.Second, "lease of an in-flight slot, at least 2×--delivery-timeout + --batch-linger + 1s (a crashed replica's slots return after it)")
 
 	cfg.register(fs)
+	fs.BoolVar(&cfg.Activity, "activity", true, "record every delivery request in the attempt log (GET /webhookd/webhooks/{id}/attempts); off only to compare costs")
+	fs.DurationVar(&cfg.ActivityRetention, "activity-retention", activity.DefaultRetention, "how long the attempt log keeps an attempt (at least 1m)")
+	cfg.ActivityMaxBytes = activity.DefaultMaxBytes
+	fs.Var(&cfg.ActivityMaxBytes, "activity-max-bytes", "disk cap of the attempt log, at least 1MiB; the oldest attempts go first (1GiB: about 14M one-event attempts)")
 
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.StringVar(&cfg.LogFormat, "log-format", "json", "log `format`: json or console")
@@ -236,6 +248,12 @@ func (c *serveConfig) validate(fromEnv map[string]string) error {
 	}
 
 	c.check(bad)
+	if c.ActivityRetention < time.Minute {
+		bad("activity-retention", c.ActivityRetention.String(), "must be at least 1m")
+	}
+	if c.ActivityMaxBytes < minActivityBytes {
+		bad("activity-max-bytes", c.ActivityMaxBytes.String(), "must be at least 1MiB")
+	}
 
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		bad("log-level", c.LogLevel, "%v", err)

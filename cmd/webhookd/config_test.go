@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/webhookd/webhookd/batcher"
+	"github.com/webhookd/webhookd/cmd/webhookd/internal/metrics"
 	"github.com/webhookd/webhookd/dispatcher"
 )
 
@@ -33,6 +34,7 @@ func TestServeDefaults(t *testing.T) {
 		DisableAfter: 48 * time.Hour, SemaphoreLease: 30 * time.Second, LogLevel: "info", LogFormat: "json",
 		MaxBufferedBytes: dispatcher.DefaultMaxBufferedBytes, Partitions: 16,
 		FlowFlags: FlowFlags{FlowMaxInFlight: 10, FlowDeliveryTimeout: 10 * time.Second, FlowRetryBase: 30 * time.Second},
+		Activity:  true, ActivityRetention: 720 * time.Hour, ActivityMaxBytes: 1 << 30,
 	}
 	if diff := cmp.Diff(want, cfg); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
@@ -67,6 +69,26 @@ func TestServeEnvTwins(t *testing.T) {
 		if twin := envName(name); twin != "WEBHOOKD_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_")) {
 			t.Errorf("envName(%q) = %q", name, twin)
 		}
+	}
+}
+
+// The attempt log's flags and their twins.
+func TestServeActivityFlags(t *testing.T) {
+	vars := map[string]string{"WEBHOOKD_ACTIVITY_RETENTION": "168h", "WEBHOOKD_ACTIVITY_MAX_BYTES": "10GiB", "WEBHOOKD_ACTIVITY": "false"}
+	cfg, err := parseServeConfig(nil, env(vars), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ActivityRetention != 168*time.Hour || cfg.ActivityMaxBytes != 10<<30 || cfg.Activity {
+		t.Errorf("from the environment: retention %s, max bytes %d, on %t; want 168h, 10GiB, off",
+			cfg.ActivityRetention, cfg.ActivityMaxBytes, cfg.Activity)
+	}
+	cfg, err = parseServeConfig([]string{"--activity-retention", "2h", "--activity-max-bytes", "64MiB"}, env(vars), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ac := cfg.activityConfig(metrics.New()); ac.Retention != 2*time.Hour || ac.MaxBytes != 64<<20 || ac.Replicas != 1 || ac.ObserveLag == nil {
+		t.Errorf("activityConfig() = %+v, want the flags' 2h and 64MiB, 1 replica and the lag metric", ac)
 	}
 }
 
@@ -154,6 +176,12 @@ func TestServeValidation(t *testing.T) {
 		{args: []string{"--log-level", "verbose"}, flag: "log-level"},
 		{args: []string{"--log-level", ""}, flag: "log-level"},
 		{args: []string{"--log-format", "text"}, flag: "log-format"},
+		{args: []string{"--activity-retention", "0s"}, flag: "activity-retention"},
+		{args: []string{"--activity-retention", "30s"}, flag: "activity-retention"},
+		{args: []string{"--activity-max-bytes", "512KiB"}, flag: "activity-max-bytes"},
+		{args: []string{"--activity-max-bytes", "a lot"}, flag: "activity-max-bytes", set: true},
+		{env: map[string]string{"WEBHOOKD_ACTIVITY_RETENTION": "1s"}, flag: "activity-retention"},
+		{env: map[string]string{"WEBHOOKD_ACTIVITY_MAX_BYTES": "1KiB"}, flag: "activity-max-bytes"},
 		{env: map[string]string{"WEBHOOKD_MAX_IN_FLIGHT": "0"}, flag: "max-in-flight"},
 		{env: map[string]string{"WEBHOOKD_MAX_IN_FLIGHT": "many"}, flag: "max-in-flight"},
 	} {

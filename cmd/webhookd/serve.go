@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -22,6 +23,7 @@ import (
 	"github.com/webhookd/webhookd/cmd/webhookd/internal/natsembed"
 	"github.com/webhookd/webhookd/cmd/webhookd/internal/redisproc"
 	"github.com/webhookd/webhookd/dispatcher"
+	"github.com/webhookd/webhookd/dispatcher/activity"
 	dflows "github.com/webhookd/webhookd/dispatcher/flows"
 	"github.com/webhookd/webhookd/subscriptions"
 	"github.com/webhookd/webhookd/subscriptions/flows"
@@ -46,9 +48,11 @@ const (
 // Shutdown order, on SIGINT/SIGTERM or when any part fails:
 //  1. the HTTP servers (API, metrics) stop accepting and finish requests in
 //     progress (at most httpShutdownTimeout); concurrently
-//  2. the dispatcher drains: it pulls nothing new, and deliveries in
+//  2. the dispatcher and flow delivery drain: they pull nothing new, and deliveries in
 //     flight finish within --delivery-timeout and are acked or handed back
-//     (it still needs NATS and Redis, which is why they stop later);
+//     (it still needs NATS and Redis, which is why they stop later); then
+//     the attempt log writer publishes what it still holds, so the last
+//     deliveries' attempts are kept;
 //  3. the NATS connection drains (flushes the last acks) and closes;
 //  4. the embedded nats-server shuts down, flushing its store;
 //  5. the managed redis-server gets SIGTERM (fsyncs its AOF) and exits.
@@ -108,6 +112,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	met := metrics.New()
 	dcfg := cfg.dispatcherConfig()
 	dcfg.Observer = met
+	var attempts *activity.Writer
+	if cfg.Activity {
+		acfg := cfg.activityConfig(met)
+		if err := activity.Ensure(ctx, js, acfg); err != nil {
+			return err
+		}
+		attempts = activity.NewWriter(acfg, js, log.With().Str("component", "activity").Logger())
+		dcfg.Activity = attempts
+	}
 	disp, err := dispatcher.New(dcfg, js, store, log.With().Str("component", "dispatcher").Logger())
 	if err != nil {
 		return fmt.Errorf("dispatcher: %w", err)
@@ -118,14 +131,19 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fcfg.Activity = dcfg.Activity
 	flowDelivery := dflows.New(fcfg, js, flowStore, log.With().Str("component", "flows").Logger())
 	met.RegisterFlows(flowDelivery.Stats())
-	handler := api.New(api.Config{
+	apiCfg := api.Config{
 		AllowInsecureEndpoints: cfg.AllowInsecureEndpoints,
 		MaxWebhooksPerAccount:  cfg.MaxWebhooksPerAccount,
 		RateLimit:              cfg.APIRateLimit,
 		RateBurst:              cfg.APIRateBurst,
 		Version:                version,
 		Flows:                  flowStore,
-	}, store, keys, log.With().Str("component", "api").Logger())
+	}
+	if attempts != nil {
+		met.RegisterActivity(attempts)
+		apiCfg.Attempts = activity.NewReader(cfg.activityConfig(met), js)
+	}
+	handler := api.New(apiCfg, store, keys, log.With().Str("component", "api").Logger())
 
 	// Listen before serving, so a busy port fails start-up at once.
 	var lc net.ListenConfig
@@ -178,13 +196,25 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			return srv.Shutdown(sctx)
 		})
 	}
+	// The attempt log outlives the dispatcher's drain (step 2).
+	logCtx, stopLog := context.WithCancel(context.WithoutCancel(gctx))
+	defer stopLog()
+	if attempts != nil {
+		g.Go(func() error { return attempts.Run(logCtx) })
+	}
+	// The log stops once both the dispatcher and flow delivery drained.
+	var drained sync.WaitGroup
+	drained.Add(2)
+	go func() { drained.Wait(); stopLog() }()
 	g.Go(func() error { // step 2
+		defer drained.Done()
 		if err := disp.Run(gctx); err != nil {
 			return fmt.Errorf("dispatcher: %w", err)
 		}
 		return nil
 	})
 	g.Go(func() error { // step 2, beside the dispatcher
+		defer drained.Done()
 		if err := flowDelivery.Run(gctx); err != nil {
 			return fmt.Errorf("flow delivery: %w", err)
 		}
@@ -220,6 +250,16 @@ func (c *serveConfig) dispatcherConfig() dispatcher.Config {
 		Replicas:               c.StreamReplicas,
 		// Stream, StreamMaxAge and DeadLetter keep the dispatcher's
 		// defaults: no flag sets them.
+	}
+}
+
+// activityConfig maps the flags onto the attempt log's Config.
+func (c *serveConfig) activityConfig(met *metrics.Metrics) activity.Config {
+	return activity.Config{
+		Retention:  c.ActivityRetention,
+		MaxBytes:   int64(c.ActivityMaxBytes),
+		Replicas:   c.StreamReplicas,
+		ObserveLag: met.ObserveActivityLag,
 	}
 }
 

@@ -40,6 +40,10 @@ const (
 	ClassBlocked    ErrorClass = "blocked_address"   // the endpoint resolves to a private address
 	ClassUnaccepted ErrorClass = "unaccepted_2xx"    // a 2xx other than 200, 201 or 202 (or another unknown status)
 	ClassInvalidURL ErrorClass = "invalid_endpoint"  // the endpoint URL itself is unusable
+	// ClassInterrupted: the replica was paused mid-request (SIGSTOP, a VM
+	// freeze), so the answer is unknown; the events are sent again at once
+	// and the request does not count against the webhook.
+	ClassInterrupted ErrorClass = "interrupted"
 )
 
 // Attempt is one delivery request. WebhookID names a system webhook, or

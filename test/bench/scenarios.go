@@ -20,6 +20,8 @@ type scenario struct {
 // after.
 var scenarios = []scenario{
 	{"drain", (*bench).runDrain},
+	// drain-activity is issue 12's: the drain with the attempt log off and on.
+	{"drain-activity", (*bench).runDrainActivity},
 	{"latency", (*bench).runLatency},
 	{"fanout", (*bench).runFanout},
 	{"slow", (*bench).runSlow},

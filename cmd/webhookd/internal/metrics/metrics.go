@@ -25,6 +25,8 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	batch    prometheus.Histogram
 	bytes    prometheus.Histogram
+
+	activityLag prometheus.Histogram
 }
 
 // New returns the request metrics, with the Go runtime and process
@@ -59,11 +61,12 @@ func New() *Metrics {
 			Buckets: prometheus.ExponentialBuckets(1024, 4, 8), // 1 KiB … 16 MiB
 		}),
 	}
+	m.activityLag = newActivityLag()
 	for _, o := range dispatcher.Outcomes { // every series exists from the start
 		m.requests.WithLabelValues(o)
 		m.events.WithLabelValues(o)
 	}
-	reg.MustRegister(m.requests, m.events, m.duration, m.batch, m.bytes)
+	reg.MustRegister(m.requests, m.events, m.duration, m.batch, m.bytes, m.activityLag)
 	return m
 }
 
