@@ -60,6 +60,15 @@ func attemptURL(base, webhook, id string) string {
 	return base + "/webhookd/webhooks/" + url.PathEscape(webhook) + "/attempts/" + url.PathEscape(id)
 }
 
+// attemptSelf is an attempt's self link: under its flow action for a
+// flow webhook's request, else under its webhook.
+func attemptSelf(base string, a activity.Attempt) string {
+	if a.FlowID != "" {
+		return base + "/webhookd/flow-actions/" + url.PathEscape(a.WebhookID) + "/attempts/" + url.PathEscape(a.ID)
+	}
+	return attemptURL(base, a.WebhookID, a.ID)
+}
+
 func attemptResource(base string, a activity.Attempt) resource {
 	attrs := attemptAttributes{
 		AccountID:       a.AccountID,
@@ -85,7 +94,7 @@ func attemptResource(base string, a activity.Attempt) resource {
 	if attrs.ExternalIDs == nil {
 		attrs.ExternalIDs = []string{}
 	}
-	return resource{Type: "webhook-attempt", ID: a.ID, Attributes: attrs, Links: selfLink{Self: attemptURL(base, a.WebhookID, a.ID)}}
+	return resource{Type: "webhook-attempt", ID: a.ID, Attributes: attrs, Links: selfLink{Self: attemptSelf(base, a)}}
 }
 
 // listAttempts serves GET /webhookd/webhooks/{id}/attempts: the
@@ -98,11 +107,17 @@ func (s *server) listAttempts(w http.ResponseWriter, r *http.Request, account st
 	if err != nil {
 		return err
 	}
+	return s.writeAttempts(w, r, account, wh.ID)
+}
+
+// writeAttempts answers with a page of the attempts of webhook (a system
+// webhook or a flow action) of account, which the caller checked.
+func (s *server) writeAttempts(w http.ResponseWriter, r *http.Request, account, webhook string) error {
 	q, err := parseAttemptsQuery(r.URL.Query())
 	if err != nil {
 		return err
 	}
-	page, err := s.cfg.Attempts.List(r.Context(), account, wh.ID, q)
+	page, err := s.cfg.Attempts.List(r.Context(), account, webhook, q)
 	if err != nil {
 		return err
 	}
@@ -135,7 +150,12 @@ func (s *server) getAttempt(w http.ResponseWriter, r *http.Request, account stri
 	if err != nil {
 		return err
 	}
-	e, err := s.cfg.Attempts.Get(r.Context(), account, wh.ID, r.PathValue("attempt_id"))
+	return s.writeAttempt(w, r, account, wh.ID)
+}
+
+// writeAttempt answers with one attempt of webhook of account.
+func (s *server) writeAttempt(w http.ResponseWriter, r *http.Request, account, webhook string) error {
+	e, err := s.cfg.Attempts.Get(r.Context(), account, webhook, r.PathValue("attempt_id"))
 	if errors.Is(err, activity.ErrNotFound) {
 		return errAttemptNotFound
 	}

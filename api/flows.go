@@ -299,3 +299,23 @@ func (s *server) getFlowOfAction(w http.ResponseWriter, r *http.Request, account
 	s.encode(w, http.StatusOK, document{Data: res, Links: res.Links})
 	return nil
 }
+
+// flowActionAttempts serves GET /webhookd/flow-actions/{id}/attempts
+// (one false) and .../attempts/{attempt_id} (one true): the action's
+// requests from the attempt log, one per triggering event and try, with
+// flow_id and profile_id, newest first, as for webhooks.
+func (s *server) flowActionAttempts(one bool) handler {
+	return func(w http.ResponseWriter, r *http.Request, account string) error {
+		if s.cfg.Attempts == nil {
+			return errNotFound
+		}
+		id := r.PathValue("id")
+		if _, err := s.cfg.Flows.FlowOfAction(r.Context(), account, id); err != nil {
+			return flowErr(err, errActionNotFound)
+		}
+		if one {
+			return s.writeAttempt(w, r, account, id)
+		}
+		return s.writeAttempts(w, r, account, id)
+	}
+}

@@ -48,6 +48,8 @@ func (s *server) routes() http.Handler {
 		{"GET", "/api/flow-actions/{id}", s.auth(s.flowsOn(s.getFlowAction))},
 		{"PATCH", "/api/flow-actions/{id}", s.auth(s.flowsOn(s.updateFlowAction))},
 		{"GET", "/webhookd/flow-actions/{id}/counts", s.auth(s.flowsOn(s.getFlowActionCounts))},
+		{"GET", "/webhookd/flow-actions/{id}/attempts", s.auth(s.flowsOn(s.flowActionAttempts(false)))},
+		{"GET", "/webhookd/flow-actions/{id}/attempts/{attempt_id}", s.auth(s.flowsOn(s.flowActionAttempts(true)))},
 
 		// Extension: why a webhook is in error or was disabled.
 		{"GET", "/webhookd/webhooks/{id}/delivery-state", s.auth(s.getDeliveryState)},

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,9 +20,12 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/webhookd/webhookd/api"
 	"github.com/webhookd/webhookd/dispatcher/activity"
 	dflows "github.com/webhookd/webhookd/dispatcher/flows"
+	"github.com/webhookd/webhookd/subscriptions"
 	"github.com/webhookd/webhookd/subscriptions/flows"
+	"github.com/webhookd/webhookd/test/harness"
 )
 
 const topicOrder = "event:klaviyo.placed_order"
@@ -444,5 +448,83 @@ func TestFlowConsumerOnlyWhileLive(t *testing.T) {
 	waitCounts(t, api, actionID, map[string]float64{"delivered": 1})
 	if reqs := rcv.got(); len(reqs) != 1 || string(reqs[0].body) != `{"id": "ev-live-again"}` {
 		t.Errorf("receiver got %d requests (%q), want only the event published while live", len(reqs), reqs)
+	}
+}
+
+// A flow action's requests are in the attempt log, readable per action:
+// a 503 then a 200, newest first, with the flow, the profile and the
+// retry's time.
+func TestFlowWebhookAttemptLog(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.startDispatcher()
+	js, err := jetstream.New(harness.Connect(t, e.nats))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acfg := activity.Config{}
+	if err := activity.Ensure(context.Background(), js, acfg); err != nil {
+		t.Fatal(err)
+	}
+	w := activity.NewWriter(acfg, js, zerolog.Nop())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("activity.Writer.Run: %v", err)
+		}
+	})
+	d := e.startFlows(func(c *dflows.Config) { c.Activity = w; c.RetryBase = 20 * time.Millisecond })
+	keys, err := subscriptions.ParseKeys([]string{testKey + "=default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(api.Config{AllowInsecureEndpoints: true, Flows: flows.NewStore(e.redis.Client(t)),
+		Attempts: activity.NewReader(acfg, js)}, e.store, keys, zerolog.Nop()))
+	t.Cleanup(srv.Close)
+
+	rcv := newReceiver(t, http.StatusServiceUnavailable, http.StatusOK)
+	flowID, actionID := createFlow(t, srv.URL, topicOrder, rcv.srv.URL, `{"e": "{{ person.email }}"}`, d)
+	e.publishRaw(topicOrder, orderEvent("ev-log", 1, 0), "ev-log")
+
+	type attempt struct {
+		Attributes struct {
+			Flow          string   `json:"flow_id"`
+			Profile       string   `json:"profile_id"`
+			Trig          string   `json:"trigger"`
+			Out           string   `json:"outcome"`
+			Status        int      `json:"status"`
+			Attempt       int      `json:"attempt"`
+			NextAttemptAt *string  `json:"next_attempt_at"`
+			ExternalIDs   []string `json:"external_ids"`
+		}
+		Links struct{ Self string }
+	}
+	var doc struct{ Data []attempt }
+	waitFor(t, 30*time.Second, "two attempts in the log", func() bool {
+		doc.Data = nil
+		call(t, "GET", srv.URL+"/webhookd/flow-actions/"+actionID+"/attempts", "", &doc)
+		return len(doc.Data) == 2
+	})
+	ok, failed := doc.Data[0].Attributes, doc.Data[1].Attributes
+	if ok.Out != "delivered" || ok.Status != 200 || ok.Attempt != 2 || ok.Trig != "retry" {
+		t.Errorf("newest attempt = %+v, want the delivered retry", ok)
+	}
+	if failed.Out != "failed" || failed.Status != 503 || failed.Attempt != 1 || failed.NextAttemptAt == nil {
+		t.Errorf("oldest attempt = %+v, want the 503 with its next attempt time", failed)
+	}
+	for _, a := range doc.Data {
+		if a.Attributes.Flow != flowID || a.Attributes.Profile != "p-1" || !slices.Equal(a.Attributes.ExternalIDs, []string{"ev-log"}) {
+			t.Errorf("attempt %+v: want flow %s, profile p-1, event ev-log", a.Attributes, flowID)
+		}
+		var one struct{ Data attempt }
+		if st := call(t, "GET", a.Links.Self, "", &one); st != http.StatusOK || one.Data.Attributes.Status != a.Attributes.Status {
+			t.Errorf("GET %s = %d", a.Links.Self, st)
+		}
+	}
+	if st := call(t, "GET", srv.URL+"/webhookd/flow-actions/nope/attempts", "", nil); st != http.StatusNotFound {
+		t.Errorf("attempts of an unknown action = %d, want 404", st)
 	}
 }
