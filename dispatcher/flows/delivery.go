@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -375,7 +376,7 @@ func (d *Delivery) run(ctx context.Context, j job) next {
 	att := activity.Attempt{
 		ID: uuidV7(), AccountID: j.l.flow.AccountID, WebhookID: a.ID, FlowID: j.l.flow.ID, ProfileID: j.ev.ProfileID,
 		StartedAt: start, Duration: now.Sub(start), Trigger: activity.TriggerLive, Status: r.status,
-		ErrorClass: r.class, Error: r.err, ResponseExcerpt: r.excerpt, Events: 1, Bytes: len(body),
+		ErrorClass: r.class, Error: r.err, ResponseExcerpt: scrub(r.excerpt, a.Message.Headers), Events: 1, Bytes: len(body),
 		Attempt: j.attempt, ExternalIDs: []string{j.ev.ID},
 	}
 	if j.attempt > 1 {
@@ -409,6 +410,17 @@ func (d *Delivery) run(ctx context.Context, j job) next {
 	d.cfg.Activity.Record(att)
 	d.noteStore(d.store.Record(ctx, a.ID, o))
 	return out
+}
+
+// scrub replaces, in a response excerpt, every header value of the
+// action (its secrets: a receiver may echo them) with [redacted].
+func scrub(excerpt string, headers map[string]string) string {
+	for _, v := range headers {
+		if len(v) >= 4 {
+			excerpt = strings.ReplaceAll(excerpt, v, "[redacted]")
+		}
+	}
+	return excerpt
 }
 
 func pick(retrying bool, ifRetry, ifFirst flows.Outcome) flows.Outcome {

@@ -64,3 +64,10 @@ func TestEventSubject(t *testing.T) {
 		}
 	}
 }
+
+func TestScrub(t *testing.T) {
+	got := scrub(`{"echo":"Bearer s3cr3t-token","x":"abc"}`, map[string]string{"Authorization": "Bearer s3cr3t-token", "X": "abc"})
+	if want := `{"echo":"[redacted]","x":"abc"}`; got != want {
+		t.Errorf("scrub = %s, want %s", got, want)
+	}
+}
