@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -54,6 +55,9 @@ type serveConfig struct {
 	MaxBufferedBytes byteSize
 	AdoptRegistry    bool
 	Partitions       int
+
+	OpsURL    string // empty: operator events only on NATS
+	OpsSecret string // signs operator POSTs; never logged or echoed
 
 	LogLevel  string
 	LogFormat string
@@ -119,6 +123,8 @@ func newServeFlags(cfg *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&cfg.AdoptRegistry, "adopt-registry", false, "accept the registry found in Redis even though it is not the one this deployment delivered for (after a deliberate replacement; see README, Operations)")
 	fs.DurationVar(&cfg.SemaphoreLease, "semaphore-lease", 30*time.Second, "lease of an in-flight slot, at least 2×--delivery-timeout + --batch-linger + 1s (a crashed replica's slots return after it)")
 
+	fs.StringVar(&cfg.OpsURL, "ops-url", "", "operator endpoint `URL`: every operator event (README, Operator events) is also POSTed there, signed with --ops-secret; empty: NATS only")
+	fs.StringVar(&cfg.OpsSecret, "ops-secret", "", "HMAC `key` signing the POSTs to --ops-url (required with it; prefer the WEBHOOKD_OPS_SECRET twin: flags show in ps)")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.StringVar(&cfg.LogFormat, "log-format", "json", "log `format`: json or console")
 	return fs
@@ -229,6 +235,17 @@ func (c *serveConfig) validate(fromEnv map[string]string) error {
 	if minLease := dispatcher.MinLease(c.DeliveryTimeout, c.BatchLinger); c.SemaphoreLease > 0 && c.SemaphoreLease < minLease {
 		bad("semaphore-lease", c.SemaphoreLease.String(),
 			"must be at least 2×--delivery-timeout + --batch-linger + 1s (%s), or a slot could expire while its request is in flight", minLease)
+	}
+
+	if c.OpsURL != "" {
+		if u, err := url.Parse(c.OpsURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("ops-url", redactURL(c.OpsURL), "want an absolute http or https URL")
+		}
+		if c.OpsSecret == "" {
+			bad("ops-secret", "", "required with --ops-url: operator events are signed")
+		}
+	} else if c.OpsSecret != "" {
+		bad("ops-secret", "(hidden)", "set without --ops-url: nothing would use it")
 	}
 
 	if _, err := parseLevel(c.LogLevel); err != nil {

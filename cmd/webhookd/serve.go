@@ -111,12 +111,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("dispatcher: %w", err)
 	}
 	met.Register(disp)
+	met.RegisterRecovery(disp)
 	handler := api.New(api.Config{
 		AllowInsecureEndpoints: cfg.AllowInsecureEndpoints,
 		MaxWebhooksPerAccount:  cfg.MaxWebhooksPerAccount,
 		RateLimit:              cfg.APIRateLimit,
 		RateBurst:              cfg.APIRateBurst,
 		Version:                version,
+		Deliveries:             disp,
 	}, store, keys, log.With().Str("component", "api").Logger())
 
 	// Listen before serving, so a busy port fails start-up at once.
@@ -204,6 +206,8 @@ func (c *serveConfig) dispatcherConfig() dispatcher.Config {
 		AllowInsecureEndpoints: c.AllowInsecureEndpoints,
 		UserAgent:              "webhookd/" + version,
 		Replicas:               c.StreamReplicas,
+		OpsURL:                 c.OpsURL,
+		OpsSecret:              c.OpsSecret,
 		// Stream, StreamMaxAge and DeadLetter keep the dispatcher's
 		// defaults: no flag sets them.
 	}
