@@ -159,7 +159,7 @@ func (r *replayer) run(ctx context.Context, rr subscriptions.RunningReplay) {
 	switch {
 	case errors.As(err, &ended):
 		state, reason = subscriptions.ReplayFailed, ended.reason
-	case jctx.Err() != nil:
+	case jctx.Err() != nil, errors.Is(err, errStopped):
 		// Cancelled, lease lost or shutting down: whoever holds it next
 		// resumes it from its checkpoint, or it has ended already.
 		return
