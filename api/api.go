@@ -11,9 +11,11 @@ package api
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/webhookd/webhookd/dispatcher/activity"
 	"github.com/webhookd/webhookd/subscriptions"
 )
 
@@ -42,6 +44,11 @@ type Config struct {
 	// Version is reported by /healthz in the Webhookd-Version header
 	// ("dev").
 	Version string
+	// Deliveries serves replays, test sends and the live figures of
+	// delivery-state (backlog, in_flight); *dispatcher.Dispatcher
+	// implements it. Nil: those routes answer 404 and the figures are
+	// null.
+	Deliveries Deliveries
 }
 
 const defaultMaxBodyBytes = 64 << 10
@@ -69,6 +76,19 @@ type Store interface {
 	Delete(ctx context.Context, account, id string) error
 	Topics(ctx context.Context, account string) ([]string, error)
 	HasTopic(ctx context.Context, account, topic string) (bool, error)
+}
+
+// Deliveries is what the replay, test and delivery-state routes need from
+// the dispatcher. Its errors dispatcher.ErrWebhookDisabled,
+// ErrReplayWindow and ErrNoSlot become 409, 422 and 429.
+type Deliveries interface {
+	StartReplay(ctx context.Context, w subscriptions.Webhook, since, until time.Time, topics []string) (subscriptions.Replay, error)
+	Replays(ctx context.Context, w subscriptions.Webhook) ([]subscriptions.Replay, error)
+	Replay(ctx context.Context, w subscriptions.Webhook, rid string) (subscriptions.Replay, error)
+	CancelReplay(ctx context.Context, w subscriptions.Webhook, rid string) (subscriptions.Replay, error)
+	TestSend(ctx context.Context, w subscriptions.Webhook) (activity.Attempt, error)
+	Backlog(ctx context.Context, w subscriptions.Webhook) (int64, error)
+	InFlight(ctx context.Context, w subscriptions.Webhook) (int, error)
 }
 
 // Keys resolves an API key to its account; subscriptions.Keyring

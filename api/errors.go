@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/webhookd/webhookd/dispatcher"
 	"github.com/webhookd/webhookd/subscriptions"
 )
 
@@ -23,6 +24,7 @@ const (
 	codeMethod           = "method_not_allowed"    // 405
 	codeConflict         = "conflict"              // 409: data.type or data.id does not match
 	codeTooLarge         = "request_too_large"     // 413: body over Config.MaxBodyBytes
+	codeUnprocessable    = "unprocessable"         // 422: valid, but cannot be done (a replay window the stream no longer keeps)
 	codeServer           = "error"                 // 500: detail is always generic
 	// codeThrottled (429) is in ratelimit.go.
 )
@@ -38,6 +40,7 @@ var titles = map[string]string{
 	codeConflict:         "Conflict.",
 	codeTooLarge:         "Request body too large.",
 	codeThrottled:        "Request was throttled.",
+	codeUnprocessable:    "Unprocessable request.",
 	codeServer:           "A server error occurred.",
 }
 
@@ -99,6 +102,7 @@ var (
 	errInternal        = &apiError{status: http.StatusInternalServerError, code: codeServer, detail: "A server error occurred."}
 	errWebhookNotFound = &apiError{status: http.StatusNotFound, code: codeNotFound, detail: "No webhook with this id."}
 	errTopicNotFound   = &apiError{status: http.StatusNotFound, code: codeNotFound, detail: "No webhook topic with this id in this account."}
+	errReplayNotFound  = &apiError{status: http.StatusNotFound, code: codeNotFound, detail: "No replay with this id for this webhook."}
 )
 
 func methodNotAllowed(method string) *apiError {
@@ -136,6 +140,19 @@ func (s *server) toAPIErrors(err error) (status int, errs errorList, internal bo
 	case errors.Is(err, subscriptions.ErrLimit):
 		return http.StatusBadRequest, errorList{invalid("/data", fmt.Sprintf(
 			"This account already has the maximum of %d webhooks; delete one first.", s.cfg.MaxWebhooksPerAccount))}, false
+	case errors.Is(err, subscriptions.ErrReplayNotFound):
+		return http.StatusNotFound, errorList{errReplayNotFound}, false
+	case errors.Is(err, dispatcher.ErrWebhookDisabled):
+		return http.StatusConflict, errorList{conflict("/data", "The webhook is disabled; enable it before replaying its events.")}, false
+	case errors.Is(err, dispatcher.ErrReplayWindow):
+		return http.StatusUnprocessableEntity, errorList{{status: http.StatusUnprocessableEntity, code: codeUnprocessable,
+			pointer: "/data/attributes/since", detail: "since is older than the oldest event the stream still keeps; " +
+				"those events are gone. Choose a later since."}}, false
+	case errors.Is(err, dispatcher.ErrNoSlot):
+		return http.StatusTooManyRequests, errorList{{status: http.StatusTooManyRequests, code: codeThrottled,
+			detail: "Every in-flight request slot of this webhook is in use (--max-in-flight); try again in a second."}}, false
+	case errors.Is(err, dispatcher.ErrNotAvailable):
+		return http.StatusNotFound, errorList{errNotFound}, false
 	case errors.Is(err, subscriptions.ErrInvalid):
 		return http.StatusBadRequest, errorList{invalid("/data", "The webhook breaks a validation rule.")}, false
 	}

@@ -25,7 +25,10 @@ type rawDocument struct {
 
 // parseDocument unmarshals body and checks data.type: a body that is not
 // JSON is a parse error, a wrong type a 409 conflict (JSON:API).
-func parseDocument(body []byte) (rawDocument, error) {
+func parseDocument(body []byte) (rawDocument, error) { return parseDocumentOf(body, "webhook") }
+
+// parseDocumentOf is parseDocument for resources of type typ.
+func parseDocumentOf(body []byte, typ string) (rawDocument, error) {
 	var doc rawDocument
 	if err := json.Unmarshal(body, &doc); err != nil {
 		var typeErr *json.UnmarshalTypeError
@@ -43,8 +46,8 @@ func parseDocument(body []byte) (rawDocument, error) {
 		return doc, invalid("/data", "data is required and must be an object.")
 	case doc.Data.Type == nil:
 		return doc, invalid("/data/type", "data.type is required.")
-	case *doc.Data.Type != "webhook":
-		return doc, conflict("/data/type", "data.type must be \"webhook\".")
+	case *doc.Data.Type != typ:
+		return doc, conflict("/data/type", "data.type must be \""+typ+"\".")
 	}
 	return doc, nil
 }

@@ -44,6 +44,19 @@ func (s *server) routes() http.Handler {
 		{"GET", "/webhookd/webhooks/{id}/attempts/{$}", s.auth(s.listAttempts)},
 		{"GET", "/webhookd/webhooks/{id}/attempts/{attempt_id}", s.auth(s.getAttempt)},
 		{"GET", "/webhookd/webhooks/{id}/attempts/{attempt_id}/{$}", s.auth(s.getAttempt)},
+		{"GET", "/webhookd/webhooks/{id}/delivery-state/{$}", s.auth(s.getDeliveryState)},
+
+		// Extension: replay a time window, send a test event.
+		{"POST", "/webhookd/webhooks/{id}/replays", s.auth(s.createReplay)},
+		{"POST", "/webhookd/webhooks/{id}/replays/{$}", s.auth(s.createReplay)},
+		{"GET", "/webhookd/webhooks/{id}/replays", s.auth(s.listReplays)},
+		{"GET", "/webhookd/webhooks/{id}/replays/{$}", s.auth(s.listReplays)},
+		{"GET", "/webhookd/webhooks/{id}/replays/{replay_id}", s.auth(s.getReplay)},
+		{"GET", "/webhookd/webhooks/{id}/replays/{replay_id}/{$}", s.auth(s.getReplay)},
+		{"DELETE", "/webhookd/webhooks/{id}/replays/{replay_id}", s.auth(s.cancelReplay)},
+		{"DELETE", "/webhookd/webhooks/{id}/replays/{replay_id}/{$}", s.auth(s.cancelReplay)},
+		{"POST", "/webhookd/webhooks/{id}/test", s.auth(s.testSend)},
+		{"POST", "/webhookd/webhooks/{id}/test/{$}", s.auth(s.testSend)},
 	}
 
 	mux := http.NewServeMux()

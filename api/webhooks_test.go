@@ -295,11 +295,13 @@ func TestPatch(t *testing.T) {
 func TestDeliveryState(t *testing.T) {
 	e := newEnv(t, nil)
 	id := e.create(keyA, "a", topicSMS)
-	doc := e.do("GET", "/webhookd/webhooks/"+id+"/delivery-state", keyA, "").doc(t)
+	doc := e.do("GET", "/webhookd/webhooks/"+id+"/delivery-state/", keyA, "").doc(t) // the trailing-slash form
 	want := map[string]any{
 		"enabled": true, "error_since": nil, "consecutive_failures": float64(0), "last_status": nil,
 		"last_error": nil, "last_failure_at": nil, "last_success_at": nil, "next_attempt_at": nil,
 		"disabled_at": nil, "disabled_reason": nil, "undeliverable_reason": nil,
+		"in_error": false, "last_auto_disabled_at": nil, "last_auto_disabled_reason": nil,
+		"backlog": nil, "in_flight": nil, // no dispatcher behind this API
 	}
 	if diff := cmp.Diff(want, at(doc, "data.attributes")); diff != "" {
 		t.Errorf("delivery state (-want +got):\n%s", diff)

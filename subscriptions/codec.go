@@ -38,6 +38,7 @@ func decodeWebhook(m map[string]string) (Webhook, error) {
 	}
 	w.State.LastError = m["last_error"]
 	w.State.DisabledReason = m["disabled_reason"]
+	w.State.LastAutoDisabledReason = m["last_auto_disabled_reason"]
 	w.State.UndeliverableReason = m["undeliverable_reason"]
 	w.State.Retrying = m["retrying"] == "1"
 
@@ -55,6 +56,7 @@ func decodeWebhook(m map[string]string) (Webhook, error) {
 		{"last_success_at", func(v int64) { w.State.LastSuccessAt = msTime(v) }},
 		{"next_attempt_at", func(v int64) { w.State.NextAttemptAt = msTime(v) }},
 		{"disabled_at", func(v int64) { w.State.DisabledAt = msTime(v) }},
+		{"last_auto_disabled_at", func(v int64) { w.State.LastAutoDisabledAt = msTime(v) }},
 	}
 	for _, f := range ints {
 		v, err := parseInt(m, f.field)

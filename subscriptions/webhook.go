@@ -66,6 +66,11 @@ type DeliveryState struct {
 	NextAttemptAt       time.Time // while in error: no request before this
 	DisabledAt          time.Time
 	DisabledReason      string
+	// LastAutoDisabledAt and LastAutoDisabledReason record the last
+	// automatic disable (disable-after); unlike DisabledAt and
+	// DisabledReason a re-enable keeps them, so the reason stays readable.
+	LastAutoDisabledAt     time.Time
+	LastAutoDisabledReason string
 	// UndeliverableReason says why the dispatcher cannot deliver the
 	// webhook at all (e.g. its consumer cannot be created); "" when it
 	// can. See Store.SetUndeliverable.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -59,6 +60,8 @@ type serveConfig struct {
 	Activity          bool // record every request in the attempt log
 	ActivityRetention time.Duration
 	ActivityMaxBytes  byteSize
+	OpsURL    string // empty: operator events only on NATS
+	OpsSecret string // signs operator POSTs; never logged or echoed
 
 	LogLevel  string
 	LogFormat string
@@ -132,6 +135,8 @@ func newServeFlags(cfg *serveConfig, stderr io.Writer) *flag.FlagSet {
 	cfg.ActivityMaxBytes = activity.DefaultMaxBytes
 	fs.Var(&cfg.ActivityMaxBytes, "activity-max-bytes", "disk cap of the attempt log, at least 1MiB; the oldest attempts go first (1GiB: about 14M one-event attempts)")
 
+	fs.StringVar(&cfg.OpsURL, "ops-url", "", "operator endpoint `URL`: every operator event (README, Operator events) is also POSTed there, signed with --ops-secret; empty: NATS only")
+	fs.StringVar(&cfg.OpsSecret, "ops-secret", "", "HMAC `key` signing the POSTs to --ops-url (required with it; prefer the WEBHOOKD_OPS_SECRET twin: flags show in ps)")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.StringVar(&cfg.LogFormat, "log-format", "json", "log `format`: json or console")
 	return fs
@@ -249,6 +254,16 @@ func (c *serveConfig) validate(fromEnv map[string]string) error {
 	}
 	if c.ActivityMaxBytes < minActivityBytes {
 		bad("activity-max-bytes", c.ActivityMaxBytes.String(), "must be at least 1MiB")
+	}
+	if c.OpsURL != "" {
+		if u, err := url.Parse(c.OpsURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("ops-url", redactURL(c.OpsURL), "want an absolute http or https URL")
+		}
+		if c.OpsSecret == "" {
+			bad("ops-secret", "", "required with --ops-url: operator events are signed")
+		}
+	} else if c.OpsSecret != "" {
+		bad("ops-secret", "(hidden)", "set without --ops-url: nothing would use it")
 	}
 
 	if _, err := parseLevel(c.LogLevel); err != nil {

@@ -181,6 +181,11 @@ func TestServeValidation(t *testing.T) {
 		{args: []string{"--activity-max-bytes", "a lot"}, flag: "activity-max-bytes", set: true},
 		{env: map[string]string{"WEBHOOKD_ACTIVITY_RETENTION": "1s"}, flag: "activity-retention"},
 		{env: map[string]string{"WEBHOOKD_ACTIVITY_MAX_BYTES": "1KiB"}, flag: "activity-max-bytes"},
+		{args: []string{"--ops-url", "ftp://ops.example.com/in"}, flag: "ops-url"},
+		{args: []string{"--ops-url", "/relative", "--ops-secret", "s3cret-value"}, flag: "ops-url"},
+		{args: []string{"--ops-url", "https://ops.example.com/in"}, flag: "ops-secret"},
+		{args: []string{"--ops-secret", "s3cret-value"}, flag: "ops-secret"},
+		{env: map[string]string{"WEBHOOKD_OPS_URL": "ftp://ops.example.com/in"}, flag: "ops-url"},
 		{env: map[string]string{"WEBHOOKD_MAX_IN_FLIGHT": "0"}, flag: "max-in-flight"},
 		{env: map[string]string{"WEBHOOKD_MAX_IN_FLIGHT": "many"}, flag: "max-in-flight"},
 	} {
@@ -217,5 +222,23 @@ func TestServeArgs(t *testing.T) {
 	}
 	if _, err := parseServeConfig([]string{"extra"}, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "extra") {
 		t.Errorf("parseServeConfig(extra) = %v, want an error naming the argument", err)
+	}
+}
+
+// --ops-url and --ops-secret come from flags or their twins, reach the
+// dispatcher's config, and the secret is never echoed in an error.
+func TestServeOpsConfig(t *testing.T) {
+	vars := map[string]string{"WEBHOOKD_OPS_URL": "https://ops.example.com/in", "WEBHOOKD_OPS_SECRET": "ops-s3cret-0123456789"}
+	cfg, err := parseServeConfig(nil, env(vars), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := cfg.dispatcherConfig()
+	if d.OpsURL != vars["WEBHOOKD_OPS_URL"] || d.OpsSecret != vars["WEBHOOKD_OPS_SECRET"] {
+		t.Errorf("dispatcherConfig() ops = %q, %q; want the environment's", d.OpsURL, d.OpsSecret)
+	}
+	_, err = parseServeConfig([]string{"--ops-secret", "ops-s3cret-0123456789"}, env(nil), io.Discard)
+	if err == nil || strings.Contains(err.Error(), "ops-s3cret") {
+		t.Errorf("parseServeConfig(--ops-secret alone) = %v, want an error that does not quote the secret", err)
 	}
 }

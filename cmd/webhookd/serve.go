@@ -123,12 +123,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("dispatcher: %w", err)
 	}
 	met.Register(disp)
+	met.RegisterRecovery(disp)
 	apiCfg := api.Config{
 		AllowInsecureEndpoints: cfg.AllowInsecureEndpoints,
 		MaxWebhooksPerAccount:  cfg.MaxWebhooksPerAccount,
 		RateLimit:              cfg.APIRateLimit,
 		RateBurst:              cfg.APIRateBurst,
 		Version:                version,
+		Deliveries:             disp,
 	}
 	if attempts != nil {
 		met.RegisterActivity(attempts)
@@ -228,6 +230,8 @@ func (c *serveConfig) dispatcherConfig() dispatcher.Config {
 		AllowInsecureEndpoints: c.AllowInsecureEndpoints,
 		UserAgent:              "webhookd/" + version,
 		Replicas:               c.StreamReplicas,
+		OpsURL:                 c.OpsURL,
+		OpsSecret:              c.OpsSecret,
 		// Stream, StreamMaxAge and DeadLetter keep the dispatcher's
 		// defaults: no flag sets them.
 	}
