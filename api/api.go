@@ -66,6 +66,8 @@ type Store interface {
 	Delete(ctx context.Context, account, id string) error
 	Topics(ctx context.Context, account string) ([]string, error)
 	HasTopic(ctx context.Context, account, topic string) (bool, error)
+	Rotate(ctx context.Context, account, id string, nr subscriptions.NewRotation) (subscriptions.Webhook, error)
+	Rotations(ctx context.Context, account, id string) ([]subscriptions.RotationRecord, error)
 }
 
 // Keys resolves an API key to its account; subscriptions.Keyring

@@ -38,6 +38,14 @@ func (s *server) routes() http.Handler {
 
 		// Extension: why a webhook is in error or was disabled.
 		{"GET", "/webhookd/webhooks/{id}/delivery-state", s.auth(s.getDeliveryState)},
+
+		// Extension: staged secret rotation (rotations.go).
+		{"POST", "/webhookd/webhooks/{id}/secret-rotations", s.auth(s.createRotation)},
+		{"POST", "/webhookd/webhooks/{id}/secret-rotations/{$}", s.auth(s.createRotation)},
+		{"GET", "/webhookd/webhooks/{id}/secret-rotations", s.auth(s.listRotations)},
+		{"GET", "/webhookd/webhooks/{id}/secret-rotations/{$}", s.auth(s.listRotations)},
+		{"GET", "/webhookd/webhooks/{id}/secret-rotations/{rid}", s.auth(s.getRotation)},
+		{"GET", "/webhookd/webhooks/{id}/secret-rotations/{rid}/{$}", s.auth(s.getRotation)},
 	}
 
 	mux := http.NewServeMux()

@@ -26,6 +26,10 @@ type deliveryStateAttributes struct {
 	DisabledAt          *string `json:"disabled_at"`
 	DisabledReason      *string `json:"disabled_reason"`
 	UndeliverableReason *string `json:"undeliverable_reason"`
+
+	// SecretRotation: which secret is primary and when the other retires
+	// (rotations.go); null without a staged rotation.
+	SecretRotation *rotationState `json:"secret_rotation"`
 }
 
 // getDeliveryState serves the extension GET
@@ -51,6 +55,7 @@ func (s *server) getDeliveryState(w http.ResponseWriter, r *http.Request, accoun
 		DisabledReason:      nonEmpty(st.DisabledReason),
 		UndeliverableReason: nonEmpty(st.UndeliverableReason),
 	}
+	attrs.SecretRotation = rotationStateOf(wh, time.Now())
 	if st.LastStatus != 0 {
 		attrs.LastStatus = &st.LastStatus
 	}

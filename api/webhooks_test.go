@@ -300,6 +300,7 @@ func TestDeliveryState(t *testing.T) {
 		"enabled": true, "error_since": nil, "consecutive_failures": float64(0), "last_status": nil,
 		"last_error": nil, "last_failure_at": nil, "last_success_at": nil, "next_attempt_at": nil,
 		"disabled_at": nil, "disabled_reason": nil, "undeliverable_reason": nil,
+		"secret_rotation": nil,
 	}
 	if diff := cmp.Diff(want, at(doc, "data.attributes")); diff != "" {
 		t.Errorf("delivery state (-want +got):\n%s", diff)

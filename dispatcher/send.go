@@ -75,7 +75,7 @@ func (c *courier) post(ctx context.Context, w subscriptions.Webhook, d *delivery
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", c.cfg.UserAgent)
-	signer.SetHeaders(req.Header, w.ID, []byte(w.Secret), body, now)
+	signer.SetHeadersRotating(req.Header, w.ID, activeSecrets(&w, now), body, now)
 
 	if time.Since(extended) > c.cfg.Lease-c.cfg.DeliveryTimeout-pauseSlack {
 		return outcome{kind: kindNotSent, started: started}
@@ -108,4 +108,16 @@ func (c *courier) do(req *http.Request) outcome {
 		return outcome{kind: kindStatus, status: resp.StatusCode}
 	}
 	return outcome{kind: kindOK, status: resp.StatusCode}
+}
+
+// activeSecrets are the secrets that sign a request of w sent at now,
+// primary first: two while a secret rotation overlaps (see
+// subscriptions.Webhook.Secrets).
+func activeSecrets(w *subscriptions.Webhook, now time.Time) [][]byte {
+	ss := w.Secrets(now)
+	out := make([][]byte, len(ss))
+	for i, s := range ss {
+		out[i] = []byte(s)
+	}
+	return out
 }
