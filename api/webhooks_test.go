@@ -332,7 +332,7 @@ func TestAccessLog(t *testing.T) {
 	e.create(keyA, "a", topicSMS)
 	e.do("GET", "/api/webhooks?include=webhook-topics", keyA, "")
 	log := e.log.String()
-	for _, want := range []string{`"method":"POST"`, `"path":"/api/webhooks"`, `"status":201`, `"account_id":"` + accountA + `"`, `"duration":`} {
+	for _, want := range []string{`"method":"POST"`, `"path":"/api/webhooks"`, `"status":201`, `"account_id":"` + accountA + `"`, `"duration_ms":`} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %s:\n%s", want, log)
 		}

@@ -35,7 +35,7 @@ func (o *indexOutage) ok(log zerolog.Logger) {
 	if o.since.IsZero() {
 		return
 	}
-	log.Info().Dur("duration", time.Since(o.since)).Int("attempt", o.tries).Msg("webhook index reads the registry again")
+	log.Info().Dur("duration_ms", time.Since(o.since)).Int("attempt", o.tries).Msg("webhook index reads the registry again")
 	*o = indexOutage{}
 }
 

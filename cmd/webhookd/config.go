@@ -57,6 +57,13 @@ type serveConfig struct {
 
 	LogLevel  string
 	LogFormat string
+
+	// HTTPAddrDefault and NATSListenDefault are true when --http-addr and
+	// --nats-listen were left at their defaults (neither flag nor env):
+	// then a port already taken is replaced by a free one (serve says
+	// so) instead of failing the first `make run`.
+	HTTPAddrDefault   bool
+	NATSListenDefault bool
 }
 
 // Limits of the validated values, with the reason for each.
@@ -130,16 +137,17 @@ func newServeFlags(cfg *serveConfig, stderr io.Writer) *flag.FlagSet {
 func parseServeConfig(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
 	var cfg serveConfig
 	fs := newServeFlags(&cfg, stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return cfg, err
 	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
-	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	fromEnv, err := applyEnv(fs, getenv, "api-key")
 	if err != nil {
 		return cfg, err
 	}
+	cfg.HTTPAddrDefault = !given["http-addr"] && fromEnv["http-addr"] == ""
+	cfg.NATSListenDefault = !given["nats-listen"] && fromEnv["nats-listen"] == ""
 	if len(cfg.APIKeys) == 0 {
 		if v := getenv("WEBHOOKD_API_KEYS"); v != "" {
 			cfg.APIKeys, cfg.APIKeysEnv = splitComma(v), true
@@ -240,13 +248,17 @@ func (c *serveConfig) validate(fromEnv map[string]string) error {
 	return errors.Join(errs...)
 }
 
-// keyring builds the API keyring. With no keys configured it generates
-// one for the default account and returns it, to be printed once.
-func (c *serveConfig) keyring() (keys *subscriptions.Keyring, generated string, err error) {
+// keyring builds the API keyring. With no keys configured it uses the
+// key kept in the data directory for the default account, generating
+// (and keeping) one on the first start, and returns it for the banner.
+func (c *serveConfig) keyring() (keys *subscriptions.Keyring, generated kept, err error) {
 	if len(c.APIKeys) == 0 {
-		generated = subscriptions.GenerateKey()
-		keys, err = subscriptions.NewKeyring(map[string]string{generated: c.DefaultAccount})
-		return keys, generated, err
+		generated = keepGenerated(c.DataDir, apiKeyFile, subscriptions.GenerateKey)
+		keys, err = subscriptions.NewKeyring(map[string]string{generated.Value: c.DefaultAccount})
+		if err != nil {
+			return nil, kept{}, fmt.Errorf("the API key in %s: %w (delete the file for a new one)", generated.Path, err)
+		}
+		return keys, generated, nil
 	}
 	keys, err = subscriptions.ParseKeys(c.APIKeys)
 	if err != nil {
@@ -256,9 +268,9 @@ func (c *serveConfig) keyring() (keys *subscriptions.Keyring, generated string, 
 		if c.APIKeysEnv {
 			src = "WEBHOOKD_API_KEYS"
 		}
-		return nil, "", fmt.Errorf("%s: %w", src, err)
+		return nil, kept{}, fmt.Errorf("%s: %w", src, err)
 	}
-	return keys, "", nil
+	return keys, kept{}, nil
 }
 
 // checkHostPort accepts host:port with a numeric port (host may be empty:

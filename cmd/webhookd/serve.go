@@ -80,8 +80,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	natsURL, natsDesc := cfg.NATSURL, "external"
 	var natsOpts []nats.Option
+	var portNotes []string
 	if cfg.NATSURL == "" {
 		storeDir := filepath.Join(cfg.DataDir, "nats")
+		var note string
+		cfg.NATSListen, note = natsListenAddr(ctx, cfg)
+		portNotes = appendNote(portNotes, note)
 		ns, err := startNATS(cfg, storeDir, log)
 		if err != nil {
 			return err
@@ -119,12 +123,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Version:                version,
 	}, store, keys, log.With().Str("component", "api").Logger())
 
-	// Listen before serving, so a busy port fails start-up at once.
+	// Listen before serving, so a busy port fails start-up at once
+	// (a busy default port is replaced: ports.go).
 	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", cfg.HTTPAddr)
+	ln, note, err := listenHTTP(ctx, cfg)
 	if err != nil {
-		return &flagError{Flag: "http-addr", Value: cfg.HTTPAddr, Err: err}
+		return err
 	}
+	portNotes = appendNote(portNotes, note)
 	srv := newHTTPServer(handler, log)
 	servers := []*http.Server{srv}
 	listeners := []net.Listener{ln}
@@ -143,6 +149,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	printBanner(stderr, bannerInfo{
 		APIURL:       "http://" + ln.Addr().String(),
 		Key:          generatedKey,
+		SinkSecret:   keepGenerated(cfg.DataDir, sinkSecretFile, demoSecret),
 		Account:      cfg.DefaultAccount,
 		NATSURL:      redactURL(natsURL),
 		NATSDesc:     natsDesc,
@@ -151,7 +158,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		InsecureOK:   cfg.AllowInsecureEndpoints,
 		ProgramName:  programName(),
 		SinkAddrPort: "127.0.0.1:9000",
+		Notes:        portNotes,
 	})
+	for _, n := range portNotes {
+		log.Warn().Msg(n)
+	}
+	if hint := insecureHint(cfg); hint != "" {
+		log.Warn().Msg(hint)
+	}
 	log.Info().Str("addr", ln.Addr().String()).Str("version", version).Msg("webhookd serving")
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -275,4 +289,12 @@ func newHTTPServer(h http.Handler, log zerolog.Logger) *http.Server {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          newStdLogger(log.With().Str("component", "http").Logger()),
 	}
+}
+
+// appendNote appends a non-empty banner note.
+func appendNote(notes []string, note string) []string {
+	if note == "" {
+		return notes
+	}
+	return append(notes, note)
 }

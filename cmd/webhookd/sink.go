@@ -110,14 +110,11 @@ func (c *sinkConfig) validate() error {
 func runSink(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg sinkConfig
 	fs := newSinkFlags(&cfg, stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("sink: unexpected argument %q", fs.Arg(0))
 	}
 	if err := cfg.validate(); err != nil {
 		return err
