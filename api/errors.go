@@ -132,8 +132,7 @@ func (s *server) toAPIErrors(err error) (status int, errs errorList, internal bo
 		return http.StatusRequestEntityTooLarge, errorList{{status: http.StatusRequestEntityTooLarge,
 			code: codeTooLarge, detail: fmt.Sprintf("The request body exceeds %d bytes.", tooBig.Limit)}}, false
 	case errors.As(err, &topicEr):
-		return http.StatusBadRequest, errorList{invalid(topicPointer(topicEr.Index),
-			fmt.Sprintf("Unknown webhook topic %q for this account.", topicEr.Topic))}, false
+		return http.StatusBadRequest, errorList{unknownTopic(topicEr.Index, topicEr.Topic)}, false
 	case errors.Is(err, subscriptions.ErrRotationPending):
 		return http.StatusConflict, errorList{errRotationPending}, false
 	case errors.Is(err, subscriptions.ErrNotFound):

@@ -36,6 +36,11 @@ func (s *server) routes() http.Handler {
 		{"GET", "/api/webhook-topics/{id}", s.auth(s.getTopic)},
 		{"GET", "/api/webhook-topics/{id}/{$}", s.auth(s.getTopic)},
 
+		// Extension: declare an account's custom topic before its first
+		// event (topics.go).
+		{"POST", "/webhookd/webhook-topics", s.auth(s.declareTopic)},
+		{"POST", "/webhookd/webhook-topics/{$}", s.auth(s.declareTopic)},
+
 		// Extension: why a webhook is in error or was disabled.
 		{"GET", "/webhookd/webhooks/{id}/delivery-state", s.auth(s.getDeliveryState)},
 

@@ -121,6 +121,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		RateLimit:              cfg.APIRateLimit,
 		RateBurst:              cfg.APIRateBurst,
 		Version:                version,
+		CheckTopic:             func(t string) error { return dispatcher.CheckCaptured(t, cfg.Subjects) },
 	}, store, keys, log.With().Str("component", "api").Logger())
 
 	// Listen before serving, so a busy port fails start-up at once
