@@ -86,7 +86,7 @@ func (s *server) createRotation(w http.ResponseWriter, r *http.Request, account 
 	rot := wh.Rotation
 	res := rotationResource(baseURL(r), id, subscriptions.RotationRecord{
 		ID: rot.ID, CreatedAt: rot.CreatedAt, PromoteAt: rot.PromoteAt, RetireAt: rot.RetireAt,
-	}, now)
+	}, time.Now()) // after the store's clock set the defaults
 	s.encode(w, http.StatusCreated, document{Data: res, Links: res.Links})
 	return nil
 }
@@ -143,6 +143,9 @@ func parseRotation(body []byte, now time.Time) (subscriptions.NewRotation, error
 		}
 		nr.Secret = a.nonEmpty("secret_key", secret)
 	}
+	// Omitted times are left zero: the store fills them in on Redis's
+	// clock (promote now, retire DefaultOverlap later); promote stands
+	// for the effective time in the checks below.
 	promote, hasPromote := a.time("promote_at")
 	if hasPromote && promote.Before(now.Add(-promoteSlack)) {
 		errs = append(errs, invalid(a.pointer("promote_at"), "promote_at is in the past; omit it to promote now."))
@@ -150,8 +153,9 @@ func parseRotation(body []byte, now time.Time) (subscriptions.NewRotation, error
 	}
 	if !hasPromote || promote.Before(now) {
 		promote = now
+	} else {
+		nr.PromoteAt = promote
 	}
-	nr.PromoteAt = promote
 	if retire, ok := a.time("retire_previous_at"); ok {
 		switch {
 		case !retire.After(now):
@@ -162,8 +166,6 @@ func parseRotation(body []byte, now time.Time) (subscriptions.NewRotation, error
 			errs = append(errs, invalid(a.pointer("retire_previous_at"), "retire_previous_at may be at most 30 days from now."))
 		}
 		nr.RetireAt = retire
-	} else {
-		nr.RetireAt = promote.Add(subscriptions.DefaultOverlap)
 	}
 	if promote.Sub(now) >= subscriptions.MaxRotationWindow {
 		errs = append(errs, invalid(a.pointer("promote_at"), "promote_at may be at most 30 days from now."))

@@ -135,9 +135,17 @@ func TestSecretRotationLifecycle(t *testing.T) {
 	if v := st.doc(t)["data"].(map[string]any)["attributes"].(map[string]any)["secret_rotation"]; v != nil {
 		t.Errorf("delivery state after PATCH: secret_rotation = %v, want null", v)
 	}
-	// Now a new rotation is allowed again.
-	if res := e.do("POST", path, keyA, rotationBody(`"secret_key":"another-secret-0123456789"`)); res.status != http.StatusCreated {
-		t.Errorf("rotation after PATCH = %d %s, want 201", res.status, res.body)
+	// Now a new rotation is allowed again; by default it promotes at once
+	// and retires the previous secret 24 h later.
+	res = e.do("POST", path, keyA, rotationBody(`"secret_key":"another-secret-0123456789"`))
+	if res.status != http.StatusCreated {
+		t.Fatalf("rotation after PATCH = %d %s, want 201", res.status, res.body)
+	}
+	attrs = res.doc(t)["data"].(map[string]any)["attributes"].(map[string]any)
+	p, _ := time.Parse(time.RFC3339Nano, attrs["promote_at"].(string))
+	rt, _ := time.Parse(time.RFC3339Nano, attrs["retire_previous_at"].(string))
+	if attrs["status"] != "promoted" || rt.Sub(p) != 24*time.Hour || time.Since(p) > time.Minute {
+		t.Errorf("default rotation = %v; want promoted now, retiring 24 h later", attrs)
 	}
 	if strings.Contains(e.log.String(), rotSecret) {
 		t.Error("the access log carries the rotation's secret")

@@ -72,8 +72,8 @@ type rotationJSON struct {
 	CancelledAt int64  `json:"cancelled_at,omitempty"`
 }
 
-// NewRotation is what Rotate needs. Zero times take the defaults:
-// PromoteAt now, RetireAt DefaultOverlap after PromoteAt.
+// NewRotation is what Rotate needs. Zero times take the defaults on
+// Redis's clock: PromoteAt now, RetireAt DefaultOverlap after PromoteAt.
 type NewRotation struct {
 	Secret    string
 	PromoteAt time.Time
@@ -104,8 +104,8 @@ func (w *Webhook) Secrets(now time.Time) []string {
 // part of Klaviyo's resource, stays.
 //
 // KEYS: wh:{id}, wh:rev, wh:epoch, wh:changes
-// ARGV: id, account, rotation id, secret, promote ms, retire ms, new
-// epoch, history cap
+// ARGV: id, account, rotation id, secret, promote ms (0: now), retire
+// ms (0: promote + overlap), new epoch, history cap, overlap ms
 var rotateScript = redis.NewScript(luaPrelude + `
 local now = now_ms()
 local cur = redis.call('HMGET', KEYS[1], 'account_id', 'rot_id', 'rot_secret', 'rot_retire_at', 'rotations')
@@ -116,11 +116,14 @@ if cur[2] and cur[2] ~= '' then
 end
 local promote = tonumber(ARGV[5])
 if promote < now then promote = now end
+local retire = tonumber(ARGV[6])
+if retire == 0 then retire = promote + tonumber(ARGV[9]) end
+if retire <= promote then return {'invalid'} end
 redis.call('HSET', KEYS[1], 'rot_id', ARGV[3], 'rot_secret', ARGV[4], 'rot_created_at', now,
-  'rot_promote_at', promote, 'rot_retire_at', ARGV[6])
+  'rot_promote_at', promote, 'rot_retire_at', retire)
 local hist = {}
 if cur[5] and cur[5] ~= '' then hist = cjson.decode(cur[5]) end
-table.insert(hist, 1, {id = ARGV[3], created_at = now, promote_at = promote, retire_at = tonumber(ARGV[6])})
+table.insert(hist, 1, {id = ARGV[3], created_at = now, promote_at = promote, retire_at = retire})
 while #hist > tonumber(ARGV[8]) do table.remove(hist) end
 redis.call('HSET', KEYS[1], 'rotations', cjson.encode(hist))
 registry_changed(registry_keys(2, ARGV[7]), ARGV[1], 'update')
@@ -141,23 +144,27 @@ func (s *Store) Rotate(ctx context.Context, account, id string, nr NewRotation) 
 	if nr.Secret == "" {
 		return Webhook{}, fmt.Errorf("secret is empty: %w", ErrInvalid)
 	}
-	if nr.PromoteAt.IsZero() {
-		nr.PromoteAt = time.Now()
-	}
-	if nr.RetireAt.IsZero() {
-		nr.RetireAt = nr.PromoteAt.Add(DefaultOverlap)
-	}
-	if !nr.RetireAt.After(nr.PromoteAt) {
+	if !nr.PromoteAt.IsZero() && !nr.RetireAt.IsZero() && !nr.RetireAt.After(nr.PromoteAt) {
 		return Webhook{}, fmt.Errorf("retire time not after promote time: %w", ErrInvalid)
+	}
+	var promote, retire int64
+	if !nr.PromoteAt.IsZero() {
+		promote = nr.PromoteAt.UnixMilli()
+	}
+	if !nr.RetireAt.IsZero() {
+		retire = nr.RetireAt.UnixMilli()
 	}
 	keys := append([]string{keyWebhook(id)}, registryKeys...)
 	res, err := rotateScript.Run(ctx, s.rdb, keys, id, account, uuid.NewString(), nr.Secret,
-		nr.PromoteAt.UnixMilli(), nr.RetireAt.UnixMilli(), uuid.NewString(), maxRotationHistory).Slice()
+		promote, retire, uuid.NewString(), maxRotationHistory, DefaultOverlap.Milliseconds()).Slice()
 	if err != nil {
 		return Webhook{}, fmt.Errorf("subscriptions: rotate %s: %w", id, err)
 	}
-	if st, _ := res[0].(string); st == "pending" {
+	switch st, _ := res[0].(string); st {
+	case "pending":
 		return Webhook{}, ErrRotationPending
+	case "invalid":
+		return Webhook{}, fmt.Errorf("retire time not after promote time: %w", ErrInvalid)
 	}
 	return scriptWebhook("rotate", res)
 }
