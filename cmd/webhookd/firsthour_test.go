@@ -54,6 +54,9 @@ func TestBusyPorts(t *testing.T) {
 	if addr, note := natsListenAddr(ctx, serveConfig{NATSListen: busy}); addr != busy || note != "" {
 		t.Errorf("natsListenAddr(busy, given) = %q, %q; want it unchanged (the start then fails on it)", addr, note)
 	}
+	if a := sinkAddr(ctx, busy); a == busy || !strings.HasPrefix(a, "127.0.0.1:") {
+		t.Errorf("sinkAddr(busy) = %q, want another loopback address", a)
+	}
 }
 
 // The variables parseServeConfig marks as defaulted follow the flags

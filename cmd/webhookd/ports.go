@@ -68,3 +68,23 @@ func busyError(flagName, addr string, err error) error {
 	}
 	return &flagError{Flag: flagName, Value: addr, Err: err}
 }
+
+// defaultSinkAddr is where the banner's example sink listens.
+const defaultSinkAddr = "127.0.0.1:9000"
+
+// sinkAddr is the address the banner suggests for its example sink:
+// preferred (defaultSinkAddr) when it is free now, else a port that is
+// (another webhookd's sink, say, holds 9000), so the commands paste as
+// they are.
+func sinkAddr(ctx context.Context, preferred string) string {
+	var lc net.ListenConfig
+	for _, addr := range []string{preferred, "127.0.0.1:0"} {
+		ln, err := lc.Listen(ctx, "tcp", addr)
+		if err == nil {
+			a := ln.Addr().String()
+			ln.Close()
+			return a
+		}
+	}
+	return preferred
+}

@@ -158,7 +158,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Subjects:     cfg.Subjects,
 		InsecureOK:   cfg.AllowInsecureEndpoints,
 		ProgramName:  programName(),
-		SinkAddrPort: "127.0.0.1:9000",
+		SinkAddrPort: sinkAddr(ctx, defaultSinkAddr),
 		Notes:        portNotes,
 	})
 	for _, n := range portNotes {
