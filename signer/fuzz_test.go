@@ -14,6 +14,7 @@ import (
 func FuzzVerify(f *testing.F) {
 	f.Add([]byte("klaviyo-test-secret"), []byte(`{"data":[]}`), "Thu, 04 Jan 2024 18:05:25 GMT", "", uint16(0))
 	f.Add([]byte("k"), []byte{}, "", "20207af32de1a92c348f827f1eace8aefdcc554c6fc41e1e5625d4480a1cf059", uint16(7))
+	f.Add([]byte("k"), []byte{}, "", "v1=20207af32de1a92c348f827f1eace8aefdcc554c6fc41e1e5625d4480a1cf059,v1=00", uint16(3))
 	f.Fuzz(func(t *testing.T, secret, body []byte, ts, header string, pos uint16) {
 		// Arbitrary header strings: never panic, never accept a forgery.
 		err := Verify(secret, body, ts, header)
