@@ -3,13 +3,23 @@ GO        ?= go
 BIN       := bin/webhookd
 PKGS      := ./...
 TESTFLAGS ?= -race -count=1 -timeout 30m
+# VERSION and COMMIT are stamped into the binary (webhookd version, the
+# User-Agent webhookd/<version>): the nearest tag (vX.Y.Z[-N-gHASH]),
+# or the short commit when the clone has no tag; -dirty for local edits.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 .PHONY: build run test test-short lint bench soak fuzz deps sdk-deps clean
 
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/webhookd
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/webhookd
 
 # run: start webhookd with an embedded NATS and a managed redis-server.
+# ARGS adds serve flags, e.g. make run ARGS='--http-addr 127.0.0.1:8090
+# --nats-listen 127.0.0.1:4223' (or the env twins WEBHOOKD_HTTP_ADDR,
+# WEBHOOKD_NATS_LISTEN). A default port that is taken is replaced by a
+# free one, and the banner says which.
 run: build deps
 	$(BIN) serve --allow-insecure-endpoints $(ARGS)
 

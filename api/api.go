@@ -49,6 +49,11 @@ type Config struct {
 	// implements it. Nil: those routes answer 404 and the figures are
 	// null.
 	Deliveries Deliveries
+	// CheckTopic validates a custom topic declared with POST
+	// /webhookd/webhook-topics: its shape and that the event stream
+	// captures it (serve wires dispatcher.CheckCaptured). Its error text
+	// is shown to the client. nil: only a non-empty id is required.
+	CheckTopic func(topic string) error
 }
 
 const defaultMaxBodyBytes = 64 << 10
@@ -76,6 +81,9 @@ type Store interface {
 	Delete(ctx context.Context, account, id string) error
 	Topics(ctx context.Context, account string) ([]string, error)
 	HasTopic(ctx context.Context, account, topic string) (bool, error)
+	AddTopics(ctx context.Context, account string, topics ...string) error
+	Rotate(ctx context.Context, account, id string, nr subscriptions.NewRotation) (subscriptions.Webhook, error)
+	Rotations(ctx context.Context, account, id string) ([]subscriptions.RotationRecord, error)
 }
 
 // Deliveries is what the replay, test and delivery-state routes need from

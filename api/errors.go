@@ -96,13 +96,16 @@ func parseError(detail string) *apiError {
 // The fixed API errors, each one JSON:API error object with Klaviyo's
 // status, code and detail.
 var (
-	errNotFound        = &apiError{status: http.StatusNotFound, code: codeNotFound, detail: "Not found."}
-	errNoCredentials   = &apiError{status: http.StatusUnauthorized, code: codeNotAuthenticated, detail: "Missing or invalid authorization scheme. Please use Klaviyo-API-Key or Bearer."}
-	errBadCredentials  = &apiError{status: http.StatusUnauthorized, code: codeAuthFailed, detail: "Incorrect authentication credentials."}
-	errInternal        = &apiError{status: http.StatusInternalServerError, code: codeServer, detail: "A server error occurred."}
-	errWebhookNotFound = &apiError{status: http.StatusNotFound, code: codeNotFound, detail: "No webhook with this id."}
-	errTopicNotFound   = &apiError{status: http.StatusNotFound, code: codeNotFound, detail: "No webhook topic with this id in this account."}
-	errReplayNotFound  = &apiError{status: http.StatusNotFound, code: codeNotFound, detail: "No replay with this id for this webhook."}
+	errNotFound         = &apiError{status: http.StatusNotFound, code: codeNotFound, detail: "Not found."}
+	errNoCredentials    = &apiError{status: http.StatusUnauthorized, code: codeNotAuthenticated, detail: "Missing or invalid authorization scheme. Please use Klaviyo-API-Key or Bearer."}
+	errBadCredentials   = &apiError{status: http.StatusUnauthorized, code: codeAuthFailed, detail: "Incorrect authentication credentials."}
+	errInternal         = &apiError{status: http.StatusInternalServerError, code: codeServer, detail: "A server error occurred."}
+	errWebhookNotFound  = &apiError{status: http.StatusNotFound, code: codeNotFound, detail: "No webhook with this id."}
+	errTopicNotFound    = &apiError{status: http.StatusNotFound, code: codeNotFound, detail: "No webhook topic with this id in this account."}
+	errReplayNotFound   = &apiError{status: http.StatusNotFound, code: codeNotFound, detail: "No replay with this id for this webhook."}
+	errRotationNotFound = &apiError{status: http.StatusNotFound, code: codeNotFound, detail: "No secret rotation with this id for this webhook."}
+	errRotationPending  = conflict("/data", "This webhook already has a secret rotation whose previous secret has not retired; "+
+		"wait for its retire_previous_at, or PATCH secret_key to replace every secret at once.")
 )
 
 func methodNotAllowed(method string) *apiError {
@@ -133,8 +136,9 @@ func (s *server) toAPIErrors(err error) (status int, errs errorList, internal bo
 		return http.StatusRequestEntityTooLarge, errorList{{status: http.StatusRequestEntityTooLarge,
 			code: codeTooLarge, detail: fmt.Sprintf("The request body exceeds %d bytes.", tooBig.Limit)}}, false
 	case errors.As(err, &topicEr):
-		return http.StatusBadRequest, errorList{invalid(topicPointer(topicEr.Index),
-			fmt.Sprintf("Unknown webhook topic %q for this account.", topicEr.Topic))}, false
+		return http.StatusBadRequest, errorList{unknownTopic(topicEr.Index, topicEr.Topic)}, false
+	case errors.Is(err, subscriptions.ErrRotationPending):
+		return http.StatusConflict, errorList{errRotationPending}, false
 	case errors.Is(err, subscriptions.ErrNotFound):
 		return http.StatusNotFound, errorList{errWebhookNotFound}, false
 	case errors.Is(err, subscriptions.ErrLimit):

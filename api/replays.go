@@ -54,7 +54,7 @@ type replayRequest struct {
 // defaults to now (a later until is cut to now: what is published after
 // it arrives live), and each topic must be a non-empty string.
 func parseReplay(body []byte, now time.Time) (replayRequest, error) {
-	doc, err := parseDocumentOf(body, "webhook-replay")
+	doc, err := parseTyped(body, "webhook-replay")
 	if err != nil {
 		return replayRequest{}, err
 	}
@@ -62,11 +62,11 @@ func parseReplay(body []byte, now time.Time) (replayRequest, error) {
 	a := attributes{raw: doc.Data.Attributes, errs: &errs}
 	a.required("since")
 	rq := replayRequest{until: now}
-	if v, ok := a.str("since"); ok {
-		rq.since = a.time("since", v)
+	if t, ok := a.time("since"); ok {
+		rq.since = t
 	}
-	if v, ok := a.str("until"); ok {
-		rq.until = a.time("until", v)
+	if t, ok := a.time("until"); ok {
+		rq.until = t
 	}
 	if rq.until.After(now) {
 		rq.until = now
@@ -91,15 +91,6 @@ func parseReplay(body []byte, now time.Time) (replayRequest, error) {
 		}
 	}
 	return rq, errs.err()
-}
-
-// time parses an RFC 3339 attribute, recording a fault.
-func (a attributes) time(name, v string) time.Time {
-	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil {
-		*a.errs = append(*a.errs, invalid(a.pointer(name), name+" must be an RFC 3339 date-time, e.g. 2026-01-02T15:04:05Z."))
-	}
-	return t
 }
 
 // replayTopics checks each topic: the webhook's own, or one of the

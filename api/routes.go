@@ -36,6 +36,11 @@ func (s *server) routes() http.Handler {
 		{"GET", "/api/webhook-topics/{id}", s.auth(s.getTopic)},
 		{"GET", "/api/webhook-topics/{id}/{$}", s.auth(s.getTopic)},
 
+		// Extension: declare an account's custom topic before its first
+		// event (topics.go).
+		{"POST", "/webhookd/webhook-topics", s.auth(s.declareTopic)},
+		{"POST", "/webhookd/webhook-topics/{$}", s.auth(s.declareTopic)},
+
 		// Extension: why a webhook is in error or was disabled.
 		{"GET", "/webhookd/webhooks/{id}/delivery-state", s.auth(s.getDeliveryState)},
 
@@ -57,6 +62,13 @@ func (s *server) routes() http.Handler {
 		{"DELETE", "/webhookd/webhooks/{id}/replays/{replay_id}/{$}", s.auth(s.cancelReplay)},
 		{"POST", "/webhookd/webhooks/{id}/test", s.auth(s.testSend)},
 		{"POST", "/webhookd/webhooks/{id}/test/{$}", s.auth(s.testSend)},
+		// Extension: staged secret rotation (rotations.go).
+		{"POST", "/webhookd/webhooks/{id}/secret-rotations", s.auth(s.createRotation)},
+		{"POST", "/webhookd/webhooks/{id}/secret-rotations/{$}", s.auth(s.createRotation)},
+		{"GET", "/webhookd/webhooks/{id}/secret-rotations", s.auth(s.listRotations)},
+		{"GET", "/webhookd/webhooks/{id}/secret-rotations/{$}", s.auth(s.listRotations)},
+		{"GET", "/webhookd/webhooks/{id}/secret-rotations/{rid}", s.auth(s.getRotation)},
+		{"GET", "/webhookd/webhooks/{id}/secret-rotations/{rid}/{$}", s.auth(s.getRotation)},
 	}
 
 	mux := http.NewServeMux()

@@ -43,6 +43,9 @@ type deliveryStateAttributes struct {
 	LastAutoDisabledReason *string `json:"last_auto_disabled_reason"`
 	Backlog                *int64  `json:"backlog"`
 	InFlight               *int    `json:"in_flight"`
+	// SecretRotation: which secret is primary and when the other retires
+	// (rotations.go); null without a staged rotation.
+	SecretRotation *rotationState `json:"secret_rotation"`
 }
 
 // getDeliveryState serves the extension GET
@@ -73,6 +76,7 @@ func (s *server) getDeliveryState(w http.ResponseWriter, r *http.Request, accoun
 		LastAutoDisabledReason: nonEmpty(st.LastAutoDisabledReason),
 	}
 	attrs.Backlog, attrs.InFlight = s.figures(r, wh)
+	attrs.SecretRotation = rotationStateOf(wh, time.Now())
 	if st.LastStatus != 0 {
 		attrs.LastStatus = &st.LastStatus
 	}

@@ -302,6 +302,7 @@ func TestDeliveryState(t *testing.T) {
 		"disabled_at": nil, "disabled_reason": nil, "undeliverable_reason": nil,
 		"in_error": false, "last_auto_disabled_at": nil, "last_auto_disabled_reason": nil,
 		"backlog": nil, "in_flight": nil, // no dispatcher behind this API
+		"secret_rotation": nil,
 	}
 	if diff := cmp.Diff(want, at(doc, "data.attributes")); diff != "" {
 		t.Errorf("delivery state (-want +got):\n%s", diff)
@@ -333,7 +334,7 @@ func TestAccessLog(t *testing.T) {
 	e.create(keyA, "a", topicSMS)
 	e.do("GET", "/api/webhooks?include=webhook-topics", keyA, "")
 	log := e.log.String()
-	for _, want := range []string{`"method":"POST"`, `"path":"/api/webhooks"`, `"status":201`, `"account_id":"` + accountA + `"`, `"duration":`} {
+	for _, want := range []string{`"method":"POST"`, `"path":"/api/webhooks"`, `"status":201`, `"account_id":"` + accountA + `"`, `"duration_ms":`} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %s:\n%s", want, log)
 		}

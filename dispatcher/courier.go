@@ -218,7 +218,7 @@ func (d *delivery) fail(ctx context.Context, o outcome, parts []span) {
 	d.handBack(delay)
 	d.flushFailures(time.Now().Add(delay))
 	ev := c.log.Warn().Str("webhook_id", w.ID).Str("account_id", w.AccountID).Int("events", unsent).
-		Str("error", o.String()).Int("attempt", res.Failures).Dur("retry_in", delay)
+		Str("error", o.String()).Int("attempt", res.Failures).Dur("retry_in_ms", delay)
 	if o.status != 0 {
 		ev = ev.Int("status", o.status)
 	}

@@ -96,7 +96,7 @@ func (c *courier) testSend(ctx context.Context, w subscriptions.Webhook) activit
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", c.cfg.UserAgent)
-	signer.SetHeaders(req.Header, w.ID, []byte(w.Secret), body, started.UTC())
+	signer.SetHeadersRotating(req.Header, w.ID, activeSecrets(&w, started.UTC()), body, started.UTC())
 	o := c.do(req)
 	a.ResponseExcerpt = scrub(o.excerpt, w.Secret)
 	a.Duration = time.Since(started)

@@ -36,6 +36,11 @@ func decodeWebhook(m map[string]string) (Webhook, error) {
 			return Webhook{}, fmt.Errorf("subscriptions: webhook %s: topics: %w", w.ID, err)
 		}
 	}
+	rot, err := decodeRotation(m)
+	if err != nil {
+		return Webhook{}, fmt.Errorf("subscriptions: webhook %s: %w", w.ID, err)
+	}
+	w.Rotation = rot
 	w.State.LastError = m["last_error"]
 	w.State.DisabledReason = m["disabled_reason"]
 	w.State.LastAutoDisabledReason = m["last_auto_disabled_reason"]

@@ -52,7 +52,11 @@ type Webhook struct {
 	// are delivered (the consumer's start time), so a re-enable never
 	// backfills.
 	ActiveSince time.Time
-	State       DeliveryState
+	// Rotation is the staged secret change in progress, nil when there
+	// is none (see Secrets and Store.Rotate). A pointer, so the
+	// dispatcher's index pays one word for webhooks that never rotate.
+	Rotation *Rotation
+	State    DeliveryState
 }
 
 // DeliveryState is the error state the dispatcher maintains.

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +36,7 @@ func TestServeDefaults(t *testing.T) {
 		DisableAfter: 48 * time.Hour, SemaphoreLease: 30 * time.Second, LogLevel: "info", LogFormat: "json",
 		MaxBufferedBytes: dispatcher.DefaultMaxBufferedBytes, Partitions: 16,
 		Activity: true, ActivityRetention: 720 * time.Hour, ActivityMaxBytes: 1 << 30,
+		HTTPAddrDefault: true, NATSListenDefault: true,
 	}
 	if diff := cmp.Diff(want, cfg); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
@@ -103,8 +106,8 @@ func TestServeAPIKeys(t *testing.T) {
 		t.Errorf("APIKeys = %q (from env %t), want %q from the environment", cfg.APIKeys, cfg.APIKeysEnv, want)
 	}
 	keys, generated, err := cfg.keyring()
-	if err != nil || generated != "" || keys == nil {
-		t.Errorf("keyring() = %v, %q, %v; want the configured keys and none generated", keys, generated, err)
+	if err != nil || generated.Value != "" || keys == nil {
+		t.Errorf("keyring() = %v, %+v, %v; want the configured keys and none generated", keys, generated, err)
 	}
 
 	cfg, err = parseServeConfig([]string{"--api-key", "flag-key-0123456789=acme"}, env(vars), io.Discard)
@@ -123,12 +126,30 @@ func TestServeAPIKeys(t *testing.T) {
 		t.Errorf("keyring() of a bad WEBHOOKD_API_KEYS = %v, want an error naming the variable and not quoting the key", err)
 	}
 
-	cfg, err = parseServeConfig(nil, env(nil), io.Discard)
+	dir := t.TempDir()
+	cfg, err = parseServeConfig([]string{"--data-dir", dir}, env(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if keys, generated, err := cfg.keyring(); err != nil || generated == "" || keys == nil {
-		t.Errorf("keyring() with no keys = %v, %q, %v; want a generated key", keys, generated, err)
+	keys, first, err := cfg.keyring()
+	if err != nil || first.Value == "" || first.Reused || keys == nil {
+		t.Fatalf("keyring() with no keys = %v, %+v, %v; want a new generated key", keys, first, err)
+	}
+	if _, ok := keys.Lookup(first.Value); !ok {
+		t.Errorf("the generated key is not in the keyring")
+	}
+	st, err := os.Stat(filepath.Join(dir, "api-key"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("data-dir/api-key: %v, %v; want a file of mode 0600", st, err)
+	}
+	// The next start reuses it, so yesterday's curl still works.
+	_, second, err := cfg.keyring()
+	if err != nil || second.Value != first.Value || !second.Reused {
+		t.Errorf("keyring() on the next start = %+v, %v; want %q reused", second, err, first.Value)
+	}
+	other := keepGenerated(dir, "sink-secret", demoSecret)
+	if again := keepGenerated(dir, "sink-secret", demoSecret); again.Value != other.Value || !again.Reused || other.Reused {
+		t.Errorf("sink secret: first %+v, then %+v; want one generated, then reused", other, again)
 	}
 }
 
