@@ -111,12 +111,19 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("dispatcher: %w", err)
 	}
 	met.Register(disp)
+	limiter := api.NewLimiter(cfg.APIRateLimit, cfg.APIRateBurst)
+	con, err := newConsole(cfg, store, keys, limiter, js, rdb.Client, log.With().Str("component", "console").Logger())
+	if err != nil {
+		return err
+	}
 	handler := api.New(api.Config{
 		AllowInsecureEndpoints: cfg.AllowInsecureEndpoints,
 		MaxWebhooksPerAccount:  cfg.MaxWebhooksPerAccount,
 		RateLimit:              cfg.APIRateLimit,
 		RateBurst:              cfg.APIRateBurst,
 		Version:                version,
+		Limiter:                limiter,
+		Console:                con,
 	}, store, keys, log.With().Str("component", "api").Logger())
 
 	// Listen before serving, so a busy port fails start-up at once.
