@@ -248,7 +248,9 @@ func sameOrigin(r *http.Request) bool {
 		return false
 	}
 	origin := r.Header.Get("Origin")
-	if origin == "" {
+	if origin == "" || origin == "null" && r.Header.Get("Sec-Fetch-Site") == "same-origin" {
+		// "null": a browser that hides the origin (privacy settings)
+		// but says the request is same-origin.
 		return true
 	}
 	u, err := url.Parse(origin)

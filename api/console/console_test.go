@@ -156,7 +156,7 @@ func TestSecurityHeaders(t *testing.T) {
 			"Content-Security-Policy": console.ContentSecurityPolicy,
 			"X-Frame-Options":         "DENY",
 			"X-Content-Type-Options":  "nosniff",
-			"Referrer-Policy":         "no-referrer",
+			"Referrer-Policy":         "same-origin",
 		}
 		for h, v := range want {
 			if got := p.header.Get(h); got != v {

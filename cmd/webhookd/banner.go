@@ -36,6 +36,7 @@ func printBanner(w io.Writer, b bannerInfo) {
 	p("")
 	p("webhookd %s is running", version)
 	p("  API        %s  (health: %s/healthz)", b.APIURL, b.APIURL)
+	p("  Console    %s/console/  (sign in with an API key, or --admin-key for every account)", b.APIURL)
 	if key != "" {
 		p("  API key    %s  (account %q; generated, shown only this once:", key, b.Account)
 		p("             pass --api-key %s=%s to keep it across restarts)", key, b.Account)
