@@ -21,7 +21,9 @@ type fakePlugins struct {
 	filters  []console.AttemptFilter
 }
 
-func (f *fakePlugins) Backlog(context.Context, subscriptions.Webhook) (int64, error) { return 1234, nil }
+func (f *fakePlugins) Backlog(context.Context, subscriptions.Webhook) (int64, error) {
+	return 1234, nil
+}
 func (f *fakePlugins) Delivered(context.Context, string, time.Time) (int64, int64, error) {
 	return 5678, 9, nil
 }
