@@ -27,6 +27,12 @@ func (c *Console) pluginData(r *http.Request, wh subscriptions.Webhook, d *detai
 			return err
 		}
 	}
+	if p := c.cfg.Plugins.Delivered; p != nil {
+		var err error
+		if d.Chart, err = deliveryChart(ctx, p, wh.ID, time.Now()); err != nil {
+			return err
+		}
+	}
 	if p := c.cfg.Plugins.Replay; p != nil {
 		var err error
 		if d.Replays, err = p.Replays(ctx, wh); err != nil {

@@ -204,12 +204,14 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request, v *viewer) erro
 }
 
 // cookie is a console cookie: HttpOnly, SameSite=Strict, scoped to
-// /console/, and Secure unless the console is reached on a loopback
-// address (browsers drop Secure cookies over plain http elsewhere, and
-// the console must then be behind TLS). maxAge < 0 deletes it.
+// /console/, and Secure unless the console is reached over plain http on
+// a loopback address (browsers drop Secure cookies over plain http
+// elsewhere, and the console must then be behind TLS). maxAge < 0
+// deletes it.
 func (c *Console) cookie(r *http.Request, name, value string, maxAge time.Duration) *http.Cookie {
 	ck := &http.Cookie{Name: name, Value: value, Path: cookiePath, HttpOnly: true,
-		Secure: !loopbackHost(r.Host), SameSite: http.SameSiteStrictMode}
+		Secure:   !loopbackHost(r.Host) || r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https"),
+		SameSite: http.SameSiteStrictMode}
 	if maxAge < 0 {
 		ck.MaxAge = -1
 	} else {

@@ -24,8 +24,12 @@ type fakePlugins struct {
 func (f *fakePlugins) Backlog(context.Context, subscriptions.Webhook) (int64, error) {
 	return 1234, nil
 }
-func (f *fakePlugins) Delivered(context.Context, string, time.Time) (int64, int64, error) {
-	return 5678, 9, nil
+
+// Delivered counts 10 events and 1 failure per minute, like a steady
+// stream.
+func (f *fakePlugins) Delivered(_ context.Context, _ string, since time.Time) (int64, int64, error) {
+	minutes := int64(time.Since(since) / time.Minute)
+	return 10 * minutes, minutes, nil
 }
 
 func (f *fakePlugins) Attempts(_ context.Context, id string, flt console.AttemptFilter) ([]console.Attempt, string, error) {
@@ -58,8 +62,8 @@ func TestPluginsUnavailable(t *testing.T) {
 	wh := e.webhook(accountA, "plain", nil)
 	b := e.signedIn(keyA)
 	p := b.get("/console/webhooks/" + wh.ID)
-	if n := strings.Count(p.body, "Not available in this build."); n != 4 {
-		t.Errorf("webhook page says 'Not available in this build.' %d times, want 4 (test send, replay, rotation, attempt log)", n)
+	if n := strings.Count(p.body, "Not available in this build."); n != 5 {
+		t.Errorf("webhook page says 'Not available in this build.' %d times, want 5 (chart, test send, replay, rotation, attempt log)", n)
 	}
 	for _, action := range []string{"/test", "/replays", "/secret"} {
 		if strings.Contains(p.body, `action="/console/webhooks/`+wh.ID+action+`"`) {
@@ -81,7 +85,7 @@ func TestPlugins(t *testing.T) {
 	b := e.signedIn(keyA)
 
 	list := b.get("/console/webhooks/rows")
-	if !strings.Contains(list.body, "1234") || !strings.Contains(list.body, "5678, 9 failed") {
+	if !strings.Contains(list.body, "1234") || !strings.Contains(list.body, "600, 60 failed") {
 		t.Error("the list does not show the backlog and the delivered counts")
 	}
 	p := b.get("/console/webhooks/" + wh.ID + "?outcome=failed&status=503&trigger=live&external_id=ev1&since=2026-12-01T10:00")
@@ -93,7 +97,15 @@ func TestPlugins(t *testing.T) {
 	if len(f.filters) != 1 || f.filters[0] != want {
 		t.Errorf("attempt filter = %+v, want %+v", f.filters, want)
 	}
-	for _, s := range []string{"&lt;b&gt;upstream&lt;/b&gt; said no", "?cursor=next-cursor", "10 of 40",
+	if got := strings.Count(p.body, `<rect class="ok"`); got != 12 {
+		t.Errorf("chart has %d bars, want 12", got)
+	}
+	// Every 5-minute window holds 50 delivered and 5 failed: the bars are
+	// equal and stacked to the full height.
+	if !strings.Contains(p.body, `y="10" width="22" height="72"`) || !strings.Contains(p.body, `y="3" width="22" height="7"`) {
+		t.Error("chart bars are not 50 delivered (72 px) under 5 failed (7 px)")
+	}
+	for _, s := range []string{"&lt;b&gt;upstream&lt;/b&gt; said no", "?cursor=next-cursor", "10 of 40", "at most 50", "at most 5)",
 		`action="/console/webhooks/` + wh.ID + `/test"`, `action="/console/webhooks/` + wh.ID + `/replays"`,
 		`action="/console/webhooks/` + wh.ID + `/secret"`} {
 		if !strings.Contains(p.body, s) {

@@ -265,6 +265,7 @@ type detailData struct {
 	Replays []Replay // when Plugins.Replay is set
 	Filter  AttemptFilter
 	Log     []Attempt // when Plugins.Attempts is set
+	Chart   *chart    // when Plugins.Delivered is set
 	Next    string
 	Notice  string
 }

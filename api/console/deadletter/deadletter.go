@@ -113,6 +113,9 @@ func (c Reader) newest(ctx context.Context, st jetstream.Stream, state jetstream
 	if state.Msgs == 0 || n <= 0 {
 		return nil, nil
 	}
+	// Asking for no more than the stream holds lets the fetch end at
+	// once instead of waiting out fetchWait for messages that never come.
+	n = int(min(uint64(n), state.Msgs))
 	start := state.FirstSeq
 	if state.LastSeq >= uint64(n) && state.LastSeq-uint64(n)+1 > start {
 		start = state.LastSeq - uint64(n) + 1
