@@ -25,7 +25,7 @@
         setTimeout(tick, every);
         return;
       }
-      fetch(url, { credentials: "same-origin", cache: "no-store", headers: { "X-Console-Fragment": "1" } })
+      fetch(url, { credentials: "same-origin", cache: "no-store" })
         .then(function (res) {
           if (res.status === 401) {
             window.location.assign("/console/");
