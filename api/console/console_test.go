@@ -134,9 +134,14 @@ func TestSignedOutRequests(t *testing.T) {
 			t.Errorf("GET %s signed out = %d, want 401 (console.js then goes to the sign-in form)", path, p.status)
 		}
 	}
-	p := b.do("POST", "/console/webhooks/"+wh.ID+"/enabled", url.Values{"enabled": {"false"}, "csrf": {"x"}}, nil)
-	if p.status != http.StatusForbidden {
-		t.Errorf("POST enabled signed out = %d, want 403", p.status)
+	for _, action := range []string{"/enabled", "/test", "/replays", "/secret"} {
+		p := b.do("POST", "/console/webhooks/"+wh.ID+action, url.Values{"enabled": {"false"}, "csrf": {"x"}}, nil)
+		if p.status != http.StatusForbidden {
+			t.Errorf("POST %s signed out = %d, want 403", action, p.status)
+		}
+	}
+	if p := b.do("POST", "/console/logout", url.Values{"csrf": {"x"}}, nil); p.status != http.StatusForbidden {
+		t.Errorf("POST logout signed out = %d, want 403", p.status)
 	}
 	if got := e.get(wh); !got.Enabled {
 		t.Error("a signed-out post disabled the webhook")
