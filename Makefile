@@ -24,8 +24,8 @@ run: build deps
 	$(BIN) serve --allow-insecure-endpoints $(ARGS)
 
 # deps: what the tests and `make run` need beyond Go: redis-server (and
-# node/npm for the SDK contract test). Installs with apt-get when root;
-# otherwise says what to install.
+# node/npm for the SDK contract test, chromium for the console's browser
+# test). Installs with apt-get when root; otherwise says what to install.
 deps:
 	@bash scripts/ensure-deps.sh
 
@@ -34,7 +34,9 @@ sdk-deps: deps
 
 # PARTITION_TESTS are the end-to-end tests of partitioned consumption
 # itself (owners, retry subjects); the per-webhook pass leaves them out.
-PARTITION_TESTS := ^(TestRegistryChangesWhileEventsFlow|TestDeadNeighbourDoesNotSlowItsPartition|TestPartitionsMoveWithReplicas|TestRetryRunnerStartsWhileOthersDrain|TestRetrySubjectDrainsAfterRecovery|TestDisablePurgesRetrySubject)$$
+# So it does TestConsoleInBrowser, which tests the console, not the
+# consumption model, and need not drive chromium twice.
+PARTITION_TESTS := ^(TestRegistryChangesWhileEventsFlow|TestDeadNeighbourDoesNotSlowItsPartition|TestPartitionsMoveWithReplicas|TestRetryRunnerStartsWhileOthersDrain|TestRetrySubjectDrainsAfterRecovery|TestDisablePurgesRetrySubject|TestConsoleInBrowser)$$
 
 # FUZZ lists package:target pairs; each gets a short fuzz run after the
 # tests (their seed corpora also run as plain tests above).

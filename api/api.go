@@ -54,6 +54,12 @@ type Config struct {
 	// captures it (serve wires dispatcher.CheckCaptured). Its error text
 	// is shown to the client. nil: only a non-empty id is required.
 	CheckTopic func(topic string) error
+	// Limiter, when set, is the rate limit instead of RateLimit and
+	// RateBurst: one shared with the console (NewLimiter).
+	Limiter *Limiter
+	// Console, when set, is served at /console/ (the web console,
+	// api/console), inside the access log.
+	Console http.Handler
 }
 
 const defaultMaxBodyBytes = 64 << 10
@@ -120,5 +126,8 @@ type server struct {
 func New(cfg Config, store Store, keys Keys, log zerolog.Logger) http.Handler {
 	s := &server{cfg: cfg.withDefaults(), store: store, keys: keys, log: log}
 	s.rate = newLimiters(s.cfg.RateLimit, s.cfg.RateBurst)
+	if cfg.Limiter != nil {
+		s.rate = cfg.Limiter.l
+	}
 	return s.accessLog(s.routes())
 }

@@ -83,6 +83,10 @@ func (s *server) routes() http.Handler {
 	for pattern, methods := range allowed {
 		mux.Handle(pattern, s.methodNotAllowed(methods))
 	}
+	if s.cfg.Console != nil {
+		mux.Handle("/console/", s.cfg.Console)
+		mux.Handle("/console", http.RedirectHandler("/console/", http.StatusMovedPermanently))
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.fail(w, r, errNotFound) })
 	return mux
 }

@@ -39,6 +39,7 @@ func printBanner(w io.Writer, b bannerInfo) {
 	p("")
 	p("webhookd %s is running", version)
 	p("  API        %s  (health: %s/healthz)", b.APIURL, b.APIURL)
+	p("  Console    %s/console/  (sign in with an API key, or --admin-key for every account)", b.APIURL)
 	switch {
 	case key == "":
 		key = "$KEY"

@@ -128,6 +128,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	met.Register(disp)
 	met.RegisterRecovery(disp)
+	limiter := api.NewLimiter(cfg.APIRateLimit, cfg.APIRateBurst)
+	con, err := newConsole(cfg, store, keys, limiter, js, rdb.Client, log.With().Str("component", "console").Logger())
+	if err != nil {
+		return err
+	}
 	apiCfg := api.Config{
 		AllowInsecureEndpoints: cfg.AllowInsecureEndpoints,
 		MaxWebhooksPerAccount:  cfg.MaxWebhooksPerAccount,
@@ -136,6 +141,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Version:                version,
 		Deliveries:             disp,
 		CheckTopic:             func(t string) error { return dispatcher.CheckCaptured(t, cfg.Subjects) },
+		Limiter:                limiter,
+		Console:                con,
 	}
 	if attempts != nil {
 		met.RegisterActivity(attempts)
