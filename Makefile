@@ -3,19 +3,29 @@ GO        ?= go
 BIN       := bin/webhookd
 PKGS      := ./...
 TESTFLAGS ?= -race -count=1 -timeout 30m
+# VERSION and COMMIT are stamped into the binary (webhookd version, the
+# User-Agent webhookd/<version>): the nearest tag (vX.Y.Z[-N-gHASH]),
+# or the short commit when the clone has no tag; -dirty for local edits.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 .PHONY: build run test test-short lint bench soak fuzz deps sdk-deps clean
 
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/webhookd
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/webhookd
 
 # run: start webhookd with an embedded NATS and a managed redis-server.
+# ARGS adds serve flags, e.g. make run ARGS='--http-addr 127.0.0.1:8090
+# --nats-listen 127.0.0.1:4223' (or the env twins WEBHOOKD_HTTP_ADDR,
+# WEBHOOKD_NATS_LISTEN). A default port that is taken is replaced by a
+# free one, and the banner says which.
 run: build deps
 	$(BIN) serve --allow-insecure-endpoints $(ARGS)
 
 # deps: what the tests and `make run` need beyond Go: redis-server (and
-# node/npm for the SDK contract test). Installs with apt-get when root;
-# otherwise says what to install.
+# node/npm for the SDK contract test, chromium for the console's browser
+# test). Installs with apt-get when root; otherwise says what to install.
 deps:
 	@bash scripts/ensure-deps.sh
 
@@ -24,7 +34,9 @@ sdk-deps: deps
 
 # PARTITION_TESTS are the end-to-end tests of partitioned consumption
 # itself (owners, retry subjects); the per-webhook pass leaves them out.
-PARTITION_TESTS := ^(TestRegistryChangesWhileEventsFlow|TestDeadNeighbourDoesNotSlowItsPartition|TestPartitionsMoveWithReplicas|TestRetryRunnerStartsWhileOthersDrain|TestRetrySubjectDrainsAfterRecovery|TestDisablePurgesRetrySubject)$$
+# So it does TestConsoleInBrowser, which tests the console, not the
+# consumption model, and need not drive chromium twice.
+PARTITION_TESTS := ^(TestRegistryChangesWhileEventsFlow|TestDeadNeighbourDoesNotSlowItsPartition|TestPartitionsMoveWithReplicas|TestRetryRunnerStartsWhileOthersDrain|TestRetrySubjectDrainsAfterRecovery|TestDisablePurgesRetrySubject|TestConsoleInBrowser)$$
 
 # FUZZ lists package:target pairs; each gets a short fuzz run after the
 # tests (their seed corpora also run as plain tests above).

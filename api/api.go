@@ -11,9 +11,11 @@ package api
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/webhookd/webhookd/dispatcher/activity"
 	"github.com/webhookd/webhookd/subscriptions"
 )
 
@@ -45,6 +47,22 @@ type Config struct {
 	// Version is reported by /healthz in the Webhookd-Version header
 	// ("dev").
 	Version string
+	// Deliveries serves replays, test sends and the live figures of
+	// delivery-state (backlog, in_flight); *dispatcher.Dispatcher
+	// implements it. Nil: those routes answer 404 and the figures are
+	// null.
+	Deliveries Deliveries
+	// CheckTopic validates a custom topic declared with POST
+	// /webhookd/webhook-topics: its shape and that the event stream
+	// captures it (serve wires dispatcher.CheckCaptured). Its error text
+	// is shown to the client. nil: only a non-empty id is required.
+	CheckTopic func(topic string) error
+	// Limiter, when set, is the rate limit instead of RateLimit and
+	// RateBurst: one shared with the console (NewLimiter).
+	Limiter *Limiter
+	// Console, when set, is served at /console/ (the web console,
+	// api/console), inside the access log.
+	Console http.Handler
 }
 
 const defaultMaxBodyBytes = 64 << 10
@@ -72,6 +90,22 @@ type Store interface {
 	Delete(ctx context.Context, account, id string) error
 	Topics(ctx context.Context, account string) ([]string, error)
 	HasTopic(ctx context.Context, account, topic string) (bool, error)
+	AddTopics(ctx context.Context, account string, topics ...string) error
+	Rotate(ctx context.Context, account, id string, nr subscriptions.NewRotation) (subscriptions.Webhook, error)
+	Rotations(ctx context.Context, account, id string) ([]subscriptions.RotationRecord, error)
+}
+
+// Deliveries is what the replay, test and delivery-state routes need from
+// the dispatcher. Its errors dispatcher.ErrWebhookDisabled,
+// ErrReplayWindow and ErrNoSlot become 409, 422 and 429.
+type Deliveries interface {
+	StartReplay(ctx context.Context, w subscriptions.Webhook, since, until time.Time, topics []string) (subscriptions.Replay, error)
+	Replays(ctx context.Context, w subscriptions.Webhook) ([]subscriptions.Replay, error)
+	Replay(ctx context.Context, w subscriptions.Webhook, rid string) (subscriptions.Replay, error)
+	CancelReplay(ctx context.Context, w subscriptions.Webhook, rid string) (subscriptions.Replay, error)
+	TestSend(ctx context.Context, w subscriptions.Webhook) (activity.Attempt, error)
+	Backlog(ctx context.Context, w subscriptions.Webhook) (int64, error)
+	InFlight(ctx context.Context, w subscriptions.Webhook) (int, error)
 }
 
 // Keys resolves an API key to its account; subscriptions.Keyring
@@ -95,5 +129,8 @@ type server struct {
 func New(cfg Config, store Store, keys Keys, log zerolog.Logger) http.Handler {
 	s := &server{cfg: cfg.withDefaults(), store: store, keys: keys, log: log}
 	s.rate = newLimiters(s.cfg.RateLimit, s.cfg.RateBurst)
+	if cfg.Limiter != nil {
+		s.rate = cfg.Limiter.l
+	}
 	return s.accessLog(s.routes())
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/webhookd/webhookd/dispatcher"
 	"github.com/webhookd/webhookd/subscriptions"
 )
 
@@ -23,6 +24,7 @@ const (
 	codeMethod           = "method_not_allowed"    // 405
 	codeConflict         = "conflict"              // 409: data.type or data.id does not match
 	codeTooLarge         = "request_too_large"     // 413: body over Config.MaxBodyBytes
+	codeUnprocessable    = "unprocessable"         // 422: valid, but cannot be done (a replay window the stream no longer keeps)
 	codeServer           = "error"                 // 500: detail is always generic
 	// codeThrottled (429) is in ratelimit.go.
 )
@@ -38,6 +40,7 @@ var titles = map[string]string{
 	codeConflict:         "Conflict.",
 	codeTooLarge:         "Request body too large.",
 	codeThrottled:        "Request was throttled.",
+	codeUnprocessable:    "Unprocessable request.",
 	codeServer:           "A server error occurred.",
 }
 
@@ -93,12 +96,16 @@ func parseError(detail string) *apiError {
 // The fixed API errors, each one JSON:API error object with Klaviyo's
 // status, code and detail.
 var (
-	errNotFound        = &apiError{status: http.StatusNotFound, code: codeNotFound, detail: "Not found."}
-	errNoCredentials   = &apiError{status: http.StatusUnauthorized, code: codeNotAuthenticated, detail: "Missing or invalid authorization scheme. Please use Klaviyo-API-Key or Bearer."}
-	errBadCredentials  = &apiError{status: http.StatusUnauthorized, code: codeAuthFailed, detail: "Incorrect authentication credentials."}
-	errInternal        = &apiError{status: http.StatusInternalServerError, code: codeServer, detail: "A server error occurred."}
-	errWebhookNotFound = &apiError{status: http.StatusNotFound, code: codeNotFound, detail: "No webhook with this id."}
-	errTopicNotFound   = &apiError{status: http.StatusNotFound, code: codeNotFound, detail: "No webhook topic with this id in this account."}
+	errNotFound         = &apiError{status: http.StatusNotFound, code: codeNotFound, detail: "Not found."}
+	errNoCredentials    = &apiError{status: http.StatusUnauthorized, code: codeNotAuthenticated, detail: "Missing or invalid authorization scheme. Please use Klaviyo-API-Key or Bearer."}
+	errBadCredentials   = &apiError{status: http.StatusUnauthorized, code: codeAuthFailed, detail: "Incorrect authentication credentials."}
+	errInternal         = &apiError{status: http.StatusInternalServerError, code: codeServer, detail: "A server error occurred."}
+	errWebhookNotFound  = &apiError{status: http.StatusNotFound, code: codeNotFound, detail: "No webhook with this id."}
+	errTopicNotFound    = &apiError{status: http.StatusNotFound, code: codeNotFound, detail: "No webhook topic with this id in this account."}
+	errReplayNotFound   = &apiError{status: http.StatusNotFound, code: codeNotFound, detail: "No replay with this id for this webhook."}
+	errRotationNotFound = &apiError{status: http.StatusNotFound, code: codeNotFound, detail: "No secret rotation with this id for this webhook."}
+	errRotationPending  = conflict("/data", "This webhook already has a secret rotation whose previous secret has not retired; "+
+		"wait for its retire_previous_at, or PATCH secret_key to replace every secret at once.")
 )
 
 func methodNotAllowed(method string) *apiError {
@@ -129,13 +136,27 @@ func (s *server) toAPIErrors(err error) (status int, errs errorList, internal bo
 		return http.StatusRequestEntityTooLarge, errorList{{status: http.StatusRequestEntityTooLarge,
 			code: codeTooLarge, detail: fmt.Sprintf("The request body exceeds %d bytes.", tooBig.Limit)}}, false
 	case errors.As(err, &topicEr):
-		return http.StatusBadRequest, errorList{invalid(topicPointer(topicEr.Index),
-			fmt.Sprintf("Unknown webhook topic %q for this account.", topicEr.Topic))}, false
+		return http.StatusBadRequest, errorList{unknownTopic(topicEr.Index, topicEr.Topic)}, false
+	case errors.Is(err, subscriptions.ErrRotationPending):
+		return http.StatusConflict, errorList{errRotationPending}, false
 	case errors.Is(err, subscriptions.ErrNotFound):
 		return http.StatusNotFound, errorList{errWebhookNotFound}, false
 	case errors.Is(err, subscriptions.ErrLimit):
 		return http.StatusBadRequest, errorList{invalid("/data", fmt.Sprintf(
 			"This account already has the maximum of %d webhooks; delete one first.", s.cfg.MaxWebhooksPerAccount))}, false
+	case errors.Is(err, subscriptions.ErrReplayNotFound):
+		return http.StatusNotFound, errorList{errReplayNotFound}, false
+	case errors.Is(err, dispatcher.ErrWebhookDisabled):
+		return http.StatusConflict, errorList{conflict("/data", "The webhook is disabled; enable it before replaying its events.")}, false
+	case errors.Is(err, dispatcher.ErrReplayWindow):
+		return http.StatusUnprocessableEntity, errorList{{status: http.StatusUnprocessableEntity, code: codeUnprocessable,
+			pointer: "/data/attributes/since", detail: "since is older than the oldest event the stream still keeps; " +
+				"those events are gone. Choose a later since."}}, false
+	case errors.Is(err, dispatcher.ErrNoSlot):
+		return http.StatusTooManyRequests, errorList{{status: http.StatusTooManyRequests, code: codeThrottled,
+			detail: "Every in-flight request slot of this webhook is in use (--max-in-flight); try again in a second."}}, false
+	case errors.Is(err, dispatcher.ErrNotAvailable):
+		return http.StatusNotFound, errorList{errNotFound}, false
 	case errors.Is(err, subscriptions.ErrInvalid):
 		return http.StatusBadRequest, errorList{invalid("/data", "The webhook breaks a validation rule.")}, false
 	}

@@ -49,7 +49,7 @@ func (s *server) accessLog(next http.Handler) http.Handler {
 			level = zerolog.DebugLevel
 		}
 		ev := s.log.WithLevel(level).Str("method", r.Method).Str("path", r.URL.Path).
-			Int("status", sw.status).Dur("duration", time.Since(start))
+			Int("status", sw.status).Dur("duration_ms", time.Since(start))
 		if info.account != "" {
 			ev = ev.Str("account_id", info.account)
 		}

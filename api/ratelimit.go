@@ -38,19 +38,10 @@ func (l *limiters) take(w http.ResponseWriter, account string, now time.Time) er
 	if l == nil {
 		return nil
 	}
-	l.mu.Lock()
-	lim, ok := l.m[account]
-	if !ok {
-		lim = rate.NewLimiter(l.limit, l.burst)
-		l.m[account] = lim
-	}
-	l.mu.Unlock()
-
 	h := w.Header()
 	h.Set("RateLimit-Limit", strconv.Itoa(l.burst))
-	res := lim.ReserveN(now, 1)
-	if delay := res.DelayFrom(now); delay > 0 {
-		res.CancelAt(now)
+	delay, left := l.reserve(account, now)
+	if delay > 0 {
 		secs := int(math.Ceil(delay.Seconds()))
 		h.Set("RateLimit-Remaining", "0")
 		h.Set("RateLimit-Reset", strconv.Itoa(secs))
@@ -58,9 +49,27 @@ func (l *limiters) take(w http.ResponseWriter, account string, now time.Time) er
 		return &apiError{status: http.StatusTooManyRequests, code: codeThrottled, pointer: "/data/",
 			detail: fmt.Sprintf("Request was throttled. Expected available in %d seconds.", secs)}
 	}
-	left := lim.TokensAt(now)
 	h.Set("RateLimit-Remaining", strconv.Itoa(int(left)))
 	// Seconds until the bucket is full again.
 	h.Set("RateLimit-Reset", strconv.Itoa(int(math.Ceil((float64(l.burst)-left)/float64(l.limit)))))
 	return nil
+}
+
+// reserve spends one token of account's bucket and returns 0 and the
+// tokens left, or, when the bucket is empty, how long until a token is
+// available (nothing is spent).
+func (l *limiters) reserve(account string, now time.Time) (delay time.Duration, left float64) {
+	l.mu.Lock()
+	lim, ok := l.m[account]
+	if !ok {
+		lim = rate.NewLimiter(l.limit, l.burst)
+		l.m[account] = lim
+	}
+	l.mu.Unlock()
+	res := lim.ReserveN(now, 1)
+	if delay := res.DelayFrom(now); delay > 0 {
+		res.CancelAt(now)
+		return delay, 0
+	}
+	return 0, lim.TokensAt(now)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -23,9 +24,14 @@ type rawDocument struct {
 	} `json:"data"`
 }
 
-// parseDocument unmarshals body and checks data.type: a body that is not
-// JSON is a parse error, a wrong type a 409 conflict (JSON:API).
-func parseDocument(body []byte) (rawDocument, error) {
+// parseDocument unmarshals body and checks that data.type is "webhook":
+// a body that is not JSON is a parse error, a wrong type a 409 conflict
+// (JSON:API).
+func parseDocument(body []byte) (rawDocument, error) { return parseTyped(body, "webhook") }
+
+// parseTyped is parseDocument for any resource type. A body that is not
+// JSON is a parse error that says where (line, column and byte offset).
+func parseTyped(body []byte, typ string) (rawDocument, error) {
 	var doc rawDocument
 	if err := json.Unmarshal(body, &doc); err != nil {
 		var typeErr *json.UnmarshalTypeError
@@ -36,17 +42,35 @@ func parseDocument(body []byte) (rawDocument, error) {
 			}
 			return doc, invalid(ptr, "Expected "+jsonKind(typeErr.Type.Kind().String())+", got JSON "+typeErr.Value+".")
 		}
-		return doc, parseError("The request body is not valid JSON.")
+		return doc, parseError("The request body is not valid JSON: " + syntaxDetail(body, err) + ".")
 	}
 	switch {
 	case doc.Data == nil:
 		return doc, invalid("/data", "data is required and must be an object.")
 	case doc.Data.Type == nil:
 		return doc, invalid("/data/type", "data.type is required.")
-	case *doc.Data.Type != "webhook":
-		return doc, conflict("/data/type", "data.type must be \"webhook\".")
+	case *doc.Data.Type != typ:
+		return doc, conflict("/data/type", "data.type must be \""+typ+"\".")
 	}
 	return doc, nil
+}
+
+// syntaxDetail says where body stops being JSON: the decoder's message
+// (which quotes at most the one offending character) and the line,
+// column (both from 1) and byte offset (from 0) of the offending byte,
+// or of the end for a body cut short.
+func syntaxDetail(body []byte, err error) string {
+	pos, msg := len(body), "unexpected end of JSON input"
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		msg = strings.TrimPrefix(syn.Error(), "json: ")
+		if syn.Offset > 0 && syn.Offset <= int64(len(body)) && !strings.Contains(msg, "end of JSON input") {
+			pos = int(syn.Offset) - 1 // Offset counts the offending byte
+		}
+	}
+	line := 1 + bytes.Count(body[:pos], []byte("\n"))
+	col := pos - bytes.LastIndexByte(body[:pos], '\n')
+	return fmt.Sprintf("%s at line %d, column %d (byte offset %d)", msg, line, col, pos)
 }
 
 // jsonKind names a Go kind the way a JSON user would.

@@ -36,6 +36,11 @@ func (s *server) routes() http.Handler {
 		{"GET", "/api/webhook-topics/{id}", s.auth(s.getTopic)},
 		{"GET", "/api/webhook-topics/{id}/{$}", s.auth(s.getTopic)},
 
+		// Extension: declare an account's custom topic before its first
+		// event (topics.go).
+		{"POST", "/webhookd/webhook-topics", s.auth(s.declareTopic)},
+		{"POST", "/webhookd/webhook-topics/{$}", s.auth(s.declareTopic)},
+
 		// Klaviyo's Flows API, for flow webhooks (flows.go).
 		{"GET", "/api/flows", s.auth(s.flowsOn(s.listFlows))},
 		{"POST", "/api/flows", s.auth(s.flowsOn(s.createFlow))},
@@ -59,6 +64,26 @@ func (s *server) routes() http.Handler {
 		{"GET", "/webhookd/webhooks/{id}/attempts/{$}", s.auth(s.listAttempts)},
 		{"GET", "/webhookd/webhooks/{id}/attempts/{attempt_id}", s.auth(s.getAttempt)},
 		{"GET", "/webhookd/webhooks/{id}/attempts/{attempt_id}/{$}", s.auth(s.getAttempt)},
+		{"GET", "/webhookd/webhooks/{id}/delivery-state/{$}", s.auth(s.getDeliveryState)},
+
+		// Extension: replay a time window, send a test event.
+		{"POST", "/webhookd/webhooks/{id}/replays", s.auth(s.createReplay)},
+		{"POST", "/webhookd/webhooks/{id}/replays/{$}", s.auth(s.createReplay)},
+		{"GET", "/webhookd/webhooks/{id}/replays", s.auth(s.listReplays)},
+		{"GET", "/webhookd/webhooks/{id}/replays/{$}", s.auth(s.listReplays)},
+		{"GET", "/webhookd/webhooks/{id}/replays/{replay_id}", s.auth(s.getReplay)},
+		{"GET", "/webhookd/webhooks/{id}/replays/{replay_id}/{$}", s.auth(s.getReplay)},
+		{"DELETE", "/webhookd/webhooks/{id}/replays/{replay_id}", s.auth(s.cancelReplay)},
+		{"DELETE", "/webhookd/webhooks/{id}/replays/{replay_id}/{$}", s.auth(s.cancelReplay)},
+		{"POST", "/webhookd/webhooks/{id}/test", s.auth(s.testSend)},
+		{"POST", "/webhookd/webhooks/{id}/test/{$}", s.auth(s.testSend)},
+		// Extension: staged secret rotation (rotations.go).
+		{"POST", "/webhookd/webhooks/{id}/secret-rotations", s.auth(s.createRotation)},
+		{"POST", "/webhookd/webhooks/{id}/secret-rotations/{$}", s.auth(s.createRotation)},
+		{"GET", "/webhookd/webhooks/{id}/secret-rotations", s.auth(s.listRotations)},
+		{"GET", "/webhookd/webhooks/{id}/secret-rotations/{$}", s.auth(s.listRotations)},
+		{"GET", "/webhookd/webhooks/{id}/secret-rotations/{rid}", s.auth(s.getRotation)},
+		{"GET", "/webhookd/webhooks/{id}/secret-rotations/{rid}/{$}", s.auth(s.getRotation)},
 	}
 
 	mux := http.NewServeMux()
@@ -72,6 +97,10 @@ func (s *server) routes() http.Handler {
 	}
 	for pattern, methods := range allowed {
 		mux.Handle(pattern, s.methodNotAllowed(methods))
+	}
+	if s.cfg.Console != nil {
+		mux.Handle("/console/", s.cfg.Console)
+		mux.Handle("/console", http.RedirectHandler("/console/", http.StatusMovedPermanently))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.fail(w, r, errNotFound) })
 	return mux

@@ -4,10 +4,21 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/webhookd/webhookd/subscriptions"
 )
 
 // deliveryStateAttributes show why a webhook is in error, disabled or
-// undeliverable. Timestamps are RFC 3339 or null; last_status,
+// undeliverable, what waits for it and what runs now. in_error says
+// whether it is in error now: after a recovery it is false and
+// error_since null, while last_status, last_error and last_failure_at
+// stay as the last failure's history (read them with last_success_at,
+// which is later). backlog is the events waiting for it (README,
+// "Delivery state", defines it per consumption model) and in_flight its
+// requests running now on every replica; both are null when the API
+// runs without a dispatcher or they cannot be read.
+// last_auto_disabled_at and _reason record the last disable by
+// disable-after and survive a re-enable. Timestamps are RFC 3339 or null; last_status,
 // last_error, disabled_reason and undeliverable_reason are null when
 // unset (last_status is null, too, when the last failure got no response
 // at all: last_error then says why). undeliverable_reason is set while
@@ -16,6 +27,7 @@ import (
 // nothing always says why.
 type deliveryStateAttributes struct {
 	Enabled             bool    `json:"enabled"`
+	InError             bool    `json:"in_error"`
 	ErrorSince          *string `json:"error_since"`
 	ConsecutiveFailures int     `json:"consecutive_failures"`
 	LastStatus          *int    `json:"last_status"`
@@ -26,6 +38,14 @@ type deliveryStateAttributes struct {
 	DisabledAt          *string `json:"disabled_at"`
 	DisabledReason      *string `json:"disabled_reason"`
 	UndeliverableReason *string `json:"undeliverable_reason"`
+
+	LastAutoDisabledAt     *string `json:"last_auto_disabled_at"`
+	LastAutoDisabledReason *string `json:"last_auto_disabled_reason"`
+	Backlog                *int64  `json:"backlog"`
+	InFlight               *int    `json:"in_flight"`
+	// SecretRotation: which secret is primary and when the other retires
+	// (rotations.go); null without a staged rotation.
+	SecretRotation *rotationState `json:"secret_rotation"`
 }
 
 // getDeliveryState serves the extension GET
@@ -50,7 +70,13 @@ func (s *server) getDeliveryState(w http.ResponseWriter, r *http.Request, accoun
 		DisabledAt:          rfc3339(st.DisabledAt),
 		DisabledReason:      nonEmpty(st.DisabledReason),
 		UndeliverableReason: nonEmpty(st.UndeliverableReason),
+
+		InError:                !st.ErrorSince.IsZero(),
+		LastAutoDisabledAt:     rfc3339(st.LastAutoDisabledAt),
+		LastAutoDisabledReason: nonEmpty(st.LastAutoDisabledReason),
 	}
+	attrs.Backlog, attrs.InFlight = s.figures(r, wh)
+	attrs.SecretRotation = rotationStateOf(wh, time.Now())
 	if st.LastStatus != 0 {
 		attrs.LastStatus = &st.LastStatus
 	}
@@ -76,4 +102,24 @@ func nonEmpty(s string) *string {
 		return nil
 	}
 	return &s
+}
+
+// figures reads a webhook's backlog and in-flight count from the
+// dispatcher; a figure that cannot be read is null, logged once here.
+func (s *server) figures(r *http.Request, wh subscriptions.Webhook) (backlog *int64, inFlight *int) {
+	d := s.cfg.Deliveries
+	if d == nil {
+		return nil, nil
+	}
+	if n, err := d.Backlog(r.Context(), wh); err == nil {
+		backlog = &n
+	} else {
+		s.log.Warn().Err(err).Str("webhook_id", wh.ID).Msg("delivery-state: backlog not read")
+	}
+	if n, err := d.InFlight(r.Context(), wh); err == nil {
+		inFlight = &n
+	} else {
+		s.log.Warn().Err(err).Str("webhook_id", wh.ID).Msg("delivery-state: in_flight not read")
+	}
+	return backlog, inFlight
 }

@@ -1,6 +1,10 @@
 package api
 
-import "net/http"
+import (
+	"fmt"
+	"net/http"
+	"strings"
+)
 
 // listTopics serves the account's topic catalog: the built-in Klaviyo
 // topics plus every topic seen on the stream for the account.
@@ -41,4 +45,57 @@ func (s *server) getTopic(w http.ResponseWriter, r *http.Request, account string
 	res := topicResource(baseURL(r), id)
 	s.encode(w, http.StatusOK, document{Data: res, Links: res.Links})
 	return nil
+}
+
+// declareTopic serves the extension POST /webhookd/webhook-topics: it
+// adds a custom topic to the account's catalog before any event was
+// published on it, so webhooks can subscribe at once. The body is a
+// webhook-topic resource identifier, {"data":{"type":"webhook-topic",
+// "id":"event:acme.signup"}}; the answer is the topic as GET
+// /api/webhook-topics/{id} shows it, 201 when it is new, 200 when the
+// catalog had it already (built in, seen on the stream or declared).
+func (s *server) declareTopic(w http.ResponseWriter, r *http.Request, account string) error {
+	topic, err := decode(s, w, r, parseTopicDeclaration)
+	if err != nil {
+		return err
+	}
+	had, err := s.store.HasTopic(r.Context(), account, topic)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if !had {
+		if s.cfg.CheckTopic != nil {
+			if err := s.cfg.CheckTopic(topic); err != nil {
+				return invalid("/data/id", fmt.Sprintf("Topic %q cannot be declared: %v.", topic, err))
+			}
+		}
+		if err := s.store.AddTopics(r.Context(), account, topic); err != nil {
+			return err
+		}
+		status = http.StatusCreated
+	}
+	res := topicResource(baseURL(r), topic)
+	s.encode(w, status, document{Data: res, Links: res.Links})
+	return nil
+}
+
+// parseTopicDeclaration reads the topic id of a declaration.
+func parseTopicDeclaration(body []byte) (string, error) {
+	doc, err := parseTyped(body, "webhook-topic")
+	if err != nil {
+		return "", err
+	}
+	if doc.Data.ID == nil || strings.TrimSpace(*doc.Data.ID) == "" {
+		return "", invalid("/data/id", "data.id is required: the topic id, e.g. event:acme.signup.")
+	}
+	return *doc.Data.ID, nil
+}
+
+// unknownTopic is the error for a subscription to a topic outside the
+// account's catalog, saying how to get it in.
+func unknownTopic(i int, topic string) *apiError {
+	return invalid(topicPointer(i), fmt.Sprintf("Unknown webhook topic %q for this account. A custom topic joins the catalog "+
+		"when its first event is published, or at once when declared: POST /webhookd/webhook-topics "+
+		`{"data":{"type":"webhook-topic","id":%q}}. GET /api/webhook-topics lists the catalog.`, topic, topic))
 }

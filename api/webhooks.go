@@ -206,7 +206,7 @@ func (s *server) checkTopics(ctx context.Context, account string, topics []strin
 	var errs errorList
 	for i, t := range topics {
 		if !slices.Contains(catalog, t) {
-			errs = append(errs, invalid(topicPointer(i), "Unknown webhook topic \""+t+"\" for this account."))
+			errs = append(errs, unknownTopic(i, t))
 		}
 	}
 	return errs.err()

@@ -295,11 +295,14 @@ func TestPatch(t *testing.T) {
 func TestDeliveryState(t *testing.T) {
 	e := newEnv(t, nil)
 	id := e.create(keyA, "a", topicSMS)
-	doc := e.do("GET", "/webhookd/webhooks/"+id+"/delivery-state", keyA, "").doc(t)
+	doc := e.do("GET", "/webhookd/webhooks/"+id+"/delivery-state/", keyA, "").doc(t) // the trailing-slash form
 	want := map[string]any{
 		"enabled": true, "error_since": nil, "consecutive_failures": float64(0), "last_status": nil,
 		"last_error": nil, "last_failure_at": nil, "last_success_at": nil, "next_attempt_at": nil,
 		"disabled_at": nil, "disabled_reason": nil, "undeliverable_reason": nil,
+		"in_error": false, "last_auto_disabled_at": nil, "last_auto_disabled_reason": nil,
+		"backlog": nil, "in_flight": nil, // no dispatcher behind this API
+		"secret_rotation": nil,
 	}
 	if diff := cmp.Diff(want, at(doc, "data.attributes")); diff != "" {
 		t.Errorf("delivery state (-want +got):\n%s", diff)
@@ -331,7 +334,7 @@ func TestAccessLog(t *testing.T) {
 	e.create(keyA, "a", topicSMS)
 	e.do("GET", "/api/webhooks?include=webhook-topics", keyA, "")
 	log := e.log.String()
-	for _, want := range []string{`"method":"POST"`, `"path":"/api/webhooks"`, `"status":201`, `"account_id":"` + accountA + `"`, `"duration":`} {
+	for _, want := range []string{`"method":"POST"`, `"path":"/api/webhooks"`, `"status":201`, `"account_id":"` + accountA + `"`, `"duration_ms":`} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %s:\n%s", want, log)
 		}

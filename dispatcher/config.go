@@ -54,6 +54,11 @@ type Config struct {
 
 	Observer Observer // told about every request, for metrics (none)
 
+	// OpsURL, when set, receives every operator event (ops.go) as a
+	// POST signed like deliveries with OpsSecret; none by default.
+	OpsURL    string
+	OpsSecret string
+
 	// Activity receives one record per request sent, for the attempt log
 	// (activity.Discard when nil). It must not block.
 	Activity activity.Recorder

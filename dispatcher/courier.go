@@ -59,6 +59,11 @@ type delivery struct {
 // each request's events. It runs to completion even during shutdown:
 // every request is bounded by DeliveryTimeout.
 func (c *courier) deliver(w subscriptions.Webhook, holder string, msgs []jetstream.Msg) {
+	c.deliverAs(w, holder, msgs, "")
+}
+
+// deliverAs is deliver for a trigger other than live traffic (a replay).
+func (c *courier) deliverAs(w subscriptions.Webhook, holder string, msgs []jetstream.Msg, trigger activity.Trigger) {
 	ctx := context.Background()
 	defer func() {
 		if err := c.slots.ReleaseSlot(ctx, w.ID, holder); err != nil {
@@ -70,7 +75,7 @@ func (c *courier) deliver(w subscriptions.Webhook, holder string, msgs []jetstre
 		return
 	}
 	packed, tooLarge := batcher.Pack(evs, c.cfg.batchConfig(), c.meta(w, time.Now()))
-	d := &delivery{c: c, w: w, holder: holder, msgs: msgs, evs: evs, settled: make([]atomic.Bool, len(msgs))}
+	d := &delivery{c: c, w: w, holder: holder, msgs: msgs, evs: evs, settled: make([]atomic.Bool, len(msgs)), trigger: trigger}
 	for _, i := range tooLarge {
 		d.settled[i].Store(true)
 		c.dead.set(ctx, msgs[i], batcher.Reason(batcher.ErrTooLarge),
@@ -213,7 +218,7 @@ func (d *delivery) fail(ctx context.Context, o outcome, parts []span) {
 	d.handBack(delay)
 	d.flushFailures(time.Now().Add(delay))
 	ev := c.log.Warn().Str("webhook_id", w.ID).Str("account_id", w.AccountID).Int("events", unsent).
-		Str("error", o.String()).Int("attempt", res.Failures).Dur("retry_in", delay)
+		Str("error", o.String()).Int("attempt", res.Failures).Dur("retry_in_ms", delay)
 	if o.status != 0 {
 		ev = ev.Int("status", o.status)
 	}

@@ -44,6 +44,7 @@ type Dispatcher struct {
 	rec     *reconciler
 	part    *partitioned // nil: per-webhook consumption
 	stats   *Stats
+	ext     *extras // replays, test sends, operator events (recovery.go); nil without an extraStore
 }
 
 // Stats are this replica's counters and gauges since start, for metrics
@@ -115,6 +116,7 @@ func New(cfg Config, js jetstream.JetStream, store Store, log zerolog.Logger) (*
 	}
 	fleet.heal = func(string) { rec.requestFullPass() }
 	d := &Dispatcher{cfg: cfg, streams: st, store: store, log: log, rec: rec, stats: stats}
+	d.ext = newExtras(cfg, js, store, c, log)
 	if cfg.Partitions > 0 {
 		p, err := newPartitioned(cfg, js, store, c, rec, log, stats)
 		if err != nil {
@@ -146,6 +148,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	xctx, stopExtras := context.WithCancel(context.WithoutCancel(ctx))
+	xdone := make(chan error, 1)
+	go func() { xdone <- d.ext.run(xctx) }()
+	defer func() { stopExtras(); <-xdone }() // after delivery: the last transitions are still reported
 	if d.part != nil {
 		return d.part.run(ctx, d.cfg, d.store, d.log, d.stats)
 	}

@@ -35,7 +35,7 @@ func (o *indexOutage) ok(log zerolog.Logger) {
 	if o.since.IsZero() {
 		return
 	}
-	log.Info().Dur("duration", time.Since(o.since)).Int("attempt", o.tries).Msg("webhook index reads the registry again")
+	log.Info().Dur("duration_ms", time.Since(o.since)).Int("attempt", o.tries).Msg("webhook index reads the registry again")
 	*o = indexOutage{}
 }
 
@@ -153,5 +153,14 @@ func sameWebhook(a, b *subscriptions.Webhook) bool {
 	return a.ID == b.ID && a.AccountID == b.AccountID && a.Name == b.Name &&
 		a.EndpointURL == b.EndpointURL && a.Secret == b.Secret && a.Enabled == b.Enabled &&
 		slices.Equal(a.Topics, b.Topics) && a.CreatedAt.Equal(b.CreatedAt) &&
-		a.UpdatedAt.Equal(b.UpdatedAt) && a.ActiveSince.Equal(b.ActiveSince)
+		a.UpdatedAt.Equal(b.UpdatedAt) && a.ActiveSince.Equal(b.ActiveSince) &&
+		sameRotation(a.Rotation, b.Rotation)
+}
+
+// sameRotation compares two staged secret rotations (nil: none).
+func sameRotation(a, b *subscriptions.Rotation) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }

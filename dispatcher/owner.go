@@ -253,7 +253,7 @@ func (o *owner) shutdown(ctx context.Context) {
 	}
 	o.logChange(ownerChange{released: ps})
 	if err := errors.Join(errs...); err != nil {
-		o.log.Warn().Err(err).Dur("duration", o.ttl).Msg("partition ownership: leases not released on shutdown, they expire after duration")
+		o.log.Warn().Err(err).Dur("duration_ms", o.ttl).Msg("partition ownership: leases not released on shutdown, they expire after duration_ms")
 	}
 	o.busy <- struct{}{} // wait for a timed-out call still running
 }

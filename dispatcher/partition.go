@@ -116,7 +116,7 @@ func ensurePartition(ctx context.Context, js jetstream.JetStream, cfg Config, k 
 		if !fresh {
 			start := time.Now().Add(-healStart)
 			cc.DeliverPolicy, cc.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
-			log.Error().Int("partition", k).Dur("duration", healStart).
+			log.Error().Int("partition", k).Dur("duration_ms", healStart).
 				Msg("partition consumer missing on the NATS server; recreated, re-reading its recent events")
 		}
 		c, err = js.CreateConsumer(ctx, cfg.Stream, cc)

@@ -8,7 +8,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/webhookd/webhookd/dispatcher/activity"
@@ -81,7 +80,7 @@ func (d *delivery) attempt(s span, o outcome) activity.Attempt {
 		}
 	}
 	a := activity.Attempt{
-		ID:              uuid.Must(uuid.NewV7()).String(),
+		ID:              uuidV7(),
 		AccountID:       d.w.AccountID,
 		WebhookID:       d.w.ID,
 		StartedAt:       o.started,

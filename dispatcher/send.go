@@ -78,7 +78,7 @@ func (c *courier) post(ctx context.Context, w subscriptions.Webhook, d *delivery
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", c.cfg.UserAgent)
-	signer.SetHeaders(req.Header, w.ID, []byte(w.Secret), body, now)
+	signer.SetHeadersRotating(req.Header, w.ID, activeSecrets(&w, now), body, now)
 
 	if time.Since(extended) > c.cfg.Lease-c.cfg.DeliveryTimeout-pauseSlack {
 		return outcome{kind: kindNotSent, started: started}
@@ -116,4 +116,16 @@ func (c *courier) do(req *http.Request) outcome {
 // never more than 64 KiB.
 func drain(resp *http.Response) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+}
+
+// activeSecrets are the secrets that sign a request of w sent at now,
+// primary first: two while a secret rotation overlaps (see
+// subscriptions.Webhook.Secrets).
+func activeSecrets(w *subscriptions.Webhook, now time.Time) [][]byte {
+	ss := w.Secrets(now)
+	out := make([][]byte, len(ss))
+	for i, s := range ss {
+		out[i] = []byte(s)
+	}
+	return out
 }

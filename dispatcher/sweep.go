@@ -27,7 +27,7 @@ func sweep(ctx context.Context, cfg Config, states stateStore, log zerolog.Logge
 		}
 		for _, id := range ids {
 			stats.Disabled.Add(1)
-			log.Warn().Str("webhook_id", id).Dur("duration", cfg.DisableAfter).
+			log.Warn().Str("webhook_id", id).Dur("duration_ms", cfg.DisableAfter).
 				Msg("webhook disabled: in error longer than disable-after")
 		}
 	}

@@ -31,3 +31,39 @@ func CheckTopic(topic string) error {
 	}
 	return nil
 }
+
+// CheckCaptured accepts a topic (see CheckTopic) whose events the stream
+// captures: some stream subject matches <topic> or <topic>.<account>.
+// A topic it refuses could be subscribed but would never receive an
+// event, so declaring it up front must fail and say which --subjects
+// to add.
+func CheckCaptured(topic string, subjects []string) error {
+	if err := CheckTopic(topic); err != nil {
+		return err
+	}
+	toks := strings.Split(topic, ".")
+	for _, s := range subjects {
+		st := strings.Split(s, ".")
+		if subjectMatches(st, toks) || subjectMatches(st, append(toks[:len(toks):len(toks)], "account")) {
+			return nil
+		}
+	}
+	return fmt.Errorf("the event stream does not capture it (subjects %s); add %s.> to --subjects",
+		strings.Join(subjects, ","), toks[0])
+}
+
+// subjectMatches reports whether the literal tokens subj match the
+// subject pattern pat (with * and a final >).
+func subjectMatches(pat, subj []string) bool {
+	for i, p := range pat {
+		switch {
+		case p == ">":
+			return len(subj) > i
+		case i >= len(subj):
+			return false
+		case p != "*" && p != subj[i]:
+			return false
+		}
+	}
+	return len(pat) == len(subj)
+}

@@ -45,3 +45,23 @@ func TestCheckTopic(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckCaptured(t *testing.T) {
+	subjects := []string{"event:klaviyo.>", "event:shop.*", "event:acme.signup.*"}
+	for _, tt := range []struct {
+		topic string
+		want  string // in the error; empty: captured
+	}{
+		{"event:klaviyo.sent_sms", ""},
+		{"event:shop.order", ""},  // bare topic subject
+		{"event:acme.signup", ""}, // only with an account token
+		{"event:acme.refund", "event:acme.>"},
+		{"event:other.x", "add event:other.> to --subjects"},
+		{"event:klaviyo.sent_sms.acme", "want 2 tokens"},
+	} {
+		err := CheckCaptured(tt.topic, subjects)
+		if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("CheckCaptured(%q) = %v, want %q", tt.topic, err, tt.want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what webhookd's tests and `make run` need that a fresh machine
-# may lack: redis-server, and node + npm for the Klaviyo SDK contract test.
+# may lack: redis-server, node + npm for the Klaviyo SDK contract test,
+# and chromium for the console's browser test.
 # As root it uses apt-get; otherwise it stops with one line saying what to
 # install.
 set -euo pipefail
@@ -8,6 +9,7 @@ missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+command -v chromium >/dev/null || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "installing: ${missing[*]}" >&2

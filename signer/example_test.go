@@ -3,6 +3,8 @@ package signer_test
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/webhookd/webhookd/signer"
@@ -31,4 +33,26 @@ func ExampleVerify() {
 	// <nil>
 	// signer: invalid signature
 	// true
+}
+
+// During a secret rotation the sender signs with both secrets; a
+// receiver that knows either one verifies Webhookd-Signature.
+func ExampleSetHeadersRotating() {
+	oldSecret, newSecret := []byte("klaviyo-test-secret"), []byte("rotated-test-secret")
+	body := []byte(`{"data":[]}`)
+	h := http.Header{}
+	signer.SetHeadersRotating(h, "wh", [][]byte{newSecret, oldSecret}, body, time.Date(2024, 1, 4, 18, 5, 25, 0, time.UTC))
+	fmt.Println(strings.Count(h.Get(signer.HeaderSignatures), "v1="))
+	ts, sigs := h.Get(signer.HeaderTimestamp), h.Get(signer.HeaderSignatures)
+	fmt.Println(signer.Verify(oldSecret, body, ts, sigs))
+	fmt.Println(signer.Verify(newSecret, body, ts, sigs))
+	// Klaviyo-Signature is the primary's (the new secret's) alone.
+	fmt.Println(signer.Verify(oldSecret, body, ts, h.Get(signer.HeaderSignature)))
+	fmt.Println(signer.Verify(oldSecret, body, ts, h.Get(signer.HeaderSignature), signer.WithSecrets(newSecret)))
+	// Output:
+	// 2
+	// <nil>
+	// <nil>
+	// signer: invalid signature
+	// <nil>
 }

@@ -22,7 +22,16 @@ const (
 	HeaderWebhookID = "Klaviyo-Webhook-Id"
 	HeaderTimestamp = "Klaviyo-Timestamp"
 	HeaderSignature = "Klaviyo-Signature"
+	// HeaderSignatures is webhookd's extension for secret rotation: one
+	// "v1=<hex>" digest per active secret, primary first, comma
+	// separated, each computed exactly like Klaviyo-Signature.
+	HeaderSignatures = "Webhookd-Signature"
 )
+
+// signaturePrefix tags each digest of Webhookd-Signature with its scheme
+// (v1: Klaviyo's HMAC-SHA256 over body and timestamp), so that another
+// scheme can be added beside it later.
+const signaturePrefix = "v1="
 
 // SignatureLen is the length of a signature in hex characters
 // (a SHA-256 digest is 32 bytes).
@@ -54,14 +63,34 @@ func Timestamp(t time.Time) string {
 	return t.UTC().Format(http.TimeFormat)
 }
 
-// SetHeaders sets the three Klaviyo headers of a delivery on h: the webhook
+// SetHeaders sets the Klaviyo headers of a delivery on h: the webhook
 // id, the timestamp formatted from now, and the signature of body under
-// secret. The body must be the exact bytes that will be sent; any change
-// afterwards invalidates the signature. webhookID must also appear as
-// meta.klaviyo_webhook_id in the body, which receivers check.
+// secret; and Webhookd-Signature with the same digest. The body must be
+// the exact bytes that will be sent; any change afterwards invalidates
+// the signature. webhookID must also appear as meta.klaviyo_webhook_id
+// in the body, which receivers check.
 func SetHeaders(h http.Header, webhookID string, secret, body []byte, now time.Time) {
+	SetHeadersRotating(h, webhookID, [][]byte{secret}, body, now)
+}
+
+// SetHeadersRotating is SetHeaders for a webhook whose secret is being
+// rotated: secrets are the active ones, primary first (at least one).
+// Klaviyo-Signature carries the primary's digest alone, because
+// Klaviyo's documented receiver compares one hex value;
+// Webhookd-Signature carries "v1=<hex>" per secret, in order, so a
+// receiver that knows any one of them verifies.
+func SetHeadersRotating(h http.Header, webhookID string, secrets [][]byte, body []byte, now time.Time) {
 	ts := Timestamp(now)
 	h[HeaderWebhookID] = []string{webhookID}
 	h[HeaderTimestamp] = []string{ts}
-	h[HeaderSignature] = []string{Sign(secret, body, ts)}
+	list := make([]byte, 0, len(secrets)*(len(signaturePrefix)+SignatureLen+1))
+	for i, secret := range secrets {
+		if i > 0 {
+			list = append(list, ',')
+		}
+		list = append(list, signaturePrefix...)
+		list = AppendSign(list, secret, body, ts)
+	}
+	h[HeaderSignature] = []string{string(list[len(signaturePrefix) : len(signaturePrefix)+SignatureLen])}
+	h[HeaderSignatures] = []string{string(list)}
 }

@@ -84,11 +84,12 @@ func TestSetHeaders(t *testing.T) {
 		"Klaviyo-Webhook-Id": {"a8b890458b4bbfaa26d961471b83c101d6de23bd826e7e5173a15310985ec3cb"},
 		"Klaviyo-Timestamp":  {v.Timestamp},
 		"Klaviyo-Signature":  {v.Signature},
+		"Webhookd-Signature": {"v1=" + v.Signature},
 	}
 	if diff := cmp.Diff(want, h); diff != "" {
 		t.Errorf("SetHeaders: header mismatch (-want +got):\n%s", diff)
 	}
-	for _, k := range []string{HeaderWebhookID, HeaderTimestamp, HeaderSignature} {
+	for _, k := range []string{HeaderWebhookID, HeaderTimestamp, HeaderSignature, HeaderSignatures} {
 		if c := http.CanonicalHeaderKey(k); c != k {
 			t.Errorf("CanonicalHeaderKey(%q) = %q, want it unchanged", k, c)
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -38,6 +39,15 @@ type VerifyOption func(*verifyConfig)
 type verifyConfig struct {
 	tolerance time.Duration
 	now       func() time.Time
+	more      [][]byte
+}
+
+// WithSecrets adds secrets that Verify accepts besides its secret
+// argument: during a secret rotation a receiver verifies against the
+// previous and the new secret, and any one that matches accepts. Each
+// extra secret costs one more HMAC over the body.
+func WithSecrets(secrets ...[]byte) VerifyOption {
+	return func(c *verifyConfig) { c.more = append(c.more, secrets...) }
 }
 
 // WithTolerance makes Verify reject a timestamp more than d before or after
@@ -59,26 +69,29 @@ func WithClock(now func() time.Time) VerifyOption {
 }
 
 // Verify reports whether signature is the signature of body sent with the
-// Klaviyo-Timestamp header value timestamp, under secret. It returns nil on
-// success and one of the package's errors otherwise.
+// Klaviyo-Timestamp header value timestamp, under secret (or any secret
+// given WithSecrets). It returns nil on success and one of the package's
+// errors otherwise.
 //
-// The signature may be upper- or lowercase hex; anything else, including
-// surrounding spaces or a "sha256=" prefix, is malformed. The comparison
-// takes constant time.
+// signature is a Klaviyo-Signature value, 64 hex digits in upper or
+// lower case, or a Webhookd-Signature value, "v1=<hex>" digests
+// separated by commas, of which any one may match. Anything else,
+// including surrounding spaces or a "sha256=" prefix, is malformed.
+// Every comparison takes constant time.
 func Verify(secret, body []byte, timestamp, signature string, opts ...VerifyOption) error {
 	cfg := verifyConfig{now: time.Now}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if len(secret) == 0 {
-		return ErrNoSecret
+	secrets := append([][]byte{secret}, cfg.more...)
+	for _, s := range secrets {
+		if len(s) == 0 {
+			return ErrNoSecret
+		}
 	}
-	var got [sha256.Size]byte
-	if len(signature) != SignatureLen {
-		return ErrMalformedSignature
-	}
-	if _, err := hex.Decode(got[:], []byte(signature)); err != nil {
-		return ErrMalformedSignature
+	digests, err := parseSignatures(signature)
+	if err != nil {
+		return err
 	}
 	// Check the time before hashing: it is cheap and turns away replays of
 	// large bodies without the HMAC work.
@@ -88,11 +101,57 @@ func Verify(secret, body []byte, timestamp, signature string, opts ...VerifyOpti
 		}
 	}
 	var want [sha256.Size]byte
-	mac := hmac.New(sha256.New, secret)
-	mac.Write(body)
-	mac.Write([]byte(timestamp))
-	if !hmac.Equal(mac.Sum(want[:0]), got[:]) {
-		return ErrInvalidSignature
+	for _, s := range secrets {
+		mac := hmac.New(sha256.New, s)
+		mac.Write(body)
+		mac.Write([]byte(timestamp))
+		sum := mac.Sum(want[:0])
+		for _, d := range digests {
+			if hmac.Equal(sum, d[:]) {
+				return nil
+			}
+		}
+	}
+	return ErrInvalidSignature
+}
+
+// maxSignatures bounds the digests of a Webhookd-Signature that Verify
+// reads: webhookd sends at most two.
+const maxSignatures = 8
+
+// parseSignatures decodes a Klaviyo-Signature or Webhookd-Signature value.
+func parseSignatures(signature string) ([][sha256.Size]byte, error) {
+	if !strings.HasPrefix(signature, signaturePrefix) {
+		var d [sha256.Size]byte
+		if err := decodeDigest(&d, signature); err != nil {
+			return nil, err
+		}
+		return [][sha256.Size]byte{d}, nil
+	}
+	parts := strings.Split(signature, ",")
+	if len(parts) > maxSignatures {
+		return nil, ErrMalformedSignature
+	}
+	out := make([][sha256.Size]byte, len(parts))
+	for i, p := range parts {
+		hex, ok := strings.CutPrefix(p, signaturePrefix)
+		if !ok {
+			return nil, ErrMalformedSignature
+		}
+		if err := decodeDigest(&out[i], hex); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// decodeDigest decodes 64 hex digits into d.
+func decodeDigest(d *[sha256.Size]byte, s string) error {
+	if len(s) != SignatureLen {
+		return ErrMalformedSignature
+	}
+	if _, err := hex.Decode(d[:], []byte(s)); err != nil {
+		return ErrMalformedSignature
 	}
 	return nil
 }
@@ -111,17 +170,22 @@ func checkTime(timestamp string, now time.Time, tolerance time.Duration) error {
 	return nil
 }
 
-// VerifyRequest verifies the Klaviyo-Timestamp and Klaviyo-Signature headers
+// VerifyRequest verifies the Klaviyo-Timestamp header and the signature
 // of r against body, which the caller has read from r.Body (with a size
-// limit of its choosing) and still needs afterwards. It does not compare
-// the Klaviyo-Webhook-Id header with meta.klaviyo_webhook_id in the body;
-// receivers should do that once they decode the body.
+// limit of its choosing) and still needs afterwards. The signature is
+// Webhookd-Signature when r has one (every digest of a rotation), else
+// Klaviyo-Signature. It does not compare the Klaviyo-Webhook-Id header
+// with meta.klaviyo_webhook_id in the body; receivers should do that
+// once they decode the body.
 func VerifyRequest(r *http.Request, secret, body []byte, opts ...VerifyOption) error {
 	ts := r.Header.Get(HeaderTimestamp)
 	if ts == "" {
 		return fmt.Errorf("%s: %w", HeaderTimestamp, ErrMissingHeader)
 	}
-	sig := r.Header.Get(HeaderSignature)
+	sig := r.Header.Get(HeaderSignatures)
+	if sig == "" {
+		sig = r.Header.Get(HeaderSignature)
+	}
 	if sig == "" {
 		return fmt.Errorf("%s: %w", HeaderSignature, ErrMissingHeader)
 	}

@@ -84,12 +84,16 @@ func TestVerifyRequest(t *testing.T) {
 		{name: "valid"},
 		{name: "no timestamp", strip: HeaderTimestamp, want: ErrMissingHeader},
 		{name: "no signature", strip: HeaderSignature, want: ErrMissingHeader},
+		{name: "Klaviyo-Signature only", strip: HeaderSignatures},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest(http.MethodPost, "/hook", nil)
 			SetHeaders(r.Header, "wh", secret, body, now)
 			r.Header.Del(tt.strip)
+			if tt.strip == HeaderSignature {
+				r.Header.Del(HeaderSignatures)
+			}
 			err := VerifyRequest(r, secret, body, WithTolerance(time.Minute), clock)
 			if !errors.Is(err, tt.want) {
 				t.Errorf("VerifyRequest(%s) = %v, want %v", tt.name, err, tt.want)

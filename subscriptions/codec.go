@@ -36,8 +36,14 @@ func decodeWebhook(m map[string]string) (Webhook, error) {
 			return Webhook{}, fmt.Errorf("subscriptions: webhook %s: topics: %w", w.ID, err)
 		}
 	}
+	rot, err := decodeRotation(m)
+	if err != nil {
+		return Webhook{}, fmt.Errorf("subscriptions: webhook %s: %w", w.ID, err)
+	}
+	w.Rotation = rot
 	w.State.LastError = m["last_error"]
 	w.State.DisabledReason = m["disabled_reason"]
+	w.State.LastAutoDisabledReason = m["last_auto_disabled_reason"]
 	w.State.UndeliverableReason = m["undeliverable_reason"]
 	w.State.Retrying = m["retrying"] == "1"
 
@@ -55,6 +61,7 @@ func decodeWebhook(m map[string]string) (Webhook, error) {
 		{"last_success_at", func(v int64) { w.State.LastSuccessAt = msTime(v) }},
 		{"next_attempt_at", func(v int64) { w.State.NextAttemptAt = msTime(v) }},
 		{"disabled_at", func(v int64) { w.State.DisabledAt = msTime(v) }},
+		{"last_auto_disabled_at", func(v int64) { w.State.LastAutoDisabledAt = msTime(v) }},
 	}
 	for _, f := range ints {
 		v, err := parseInt(m, f.field)

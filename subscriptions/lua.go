@@ -26,7 +26,8 @@ import "strconv"
 // disable turns a failing webhook off: enabled=0, disabled_at, a reason
 // built from error_since and the last error (never the secret), out of
 // wh:erroring, and a registry change so every replica's reconciler stops
-// its consumer. error_since and the last failure stay as history until
+// its consumer. It moves updated_at (the record changed) and copies the
+// reason to last_auto_disabled_reason/_at, which a re-enable keeps. error_since and the last failure stay as history until
 // the webhook is enabled again.
 var luaPrelude = `
 local changes_maxlen = ` + strconv.Itoa(changesMaxLen) + `
@@ -66,8 +67,10 @@ local function rfc3339(ms)
 end
 
 local function disable(key, erroring, reg, id, now, since, lasterr)
+  local reason = 'endpoint failing since ' .. rfc3339(since) .. ' (last error: ' .. (lasterr or '') .. ')'
   redis.call('HSET', key, 'enabled', '0', 'disabled_at', now, 'next_attempt_at', 0,
-    'disabled_reason', 'endpoint failing since ' .. rfc3339(since) .. ' (last error: ' .. (lasterr or '') .. ')')
+    'disabled_reason', reason, 'updated_at', now,
+    'last_auto_disabled_at', now, 'last_auto_disabled_reason', reason)
   redis.call('ZREM', erroring, id)
   registry_changed(reg, id, 'disable')
 end

@@ -45,16 +45,24 @@ return {'ok', redis.call('HGETALL', KEYS[1])}
 // feed's kind is "enable" or "disable" for an enabled transition, else
 // "update".
 //
+// A new secret_key ends any staged rotation (end_rotation): PATCH
+// replaces every secret at once, as Klaviyo's does.
+//
 // KEYS: wh:{id}, wh:erroring, wh:rev, wh:epoch, wh:changes
 // ARGV: id, account, topic key prefix, enabled ("", "0", "1"),
-// topics (JSON, "" = unchanged), new epoch, then field/value pairs.
-var updateScript = redis.NewScript(luaPrelude + `
+// topics (JSON, "" = unchanged), new epoch, secret patched ("1" or
+// ""), then field/value pairs.
+var updateScript = redis.NewScript(luaPrelude + endRotationLua + `
 local now = now_ms()
 local id = ARGV[1]
-local cur = redis.call('HMGET', KEYS[1], 'account_id', 'enabled', 'topics', 'error_since')
+local cur = redis.call('HMGET', KEYS[1], 'account_id', 'enabled', 'topics', 'error_since', 'rot_id')
 if cur[1] ~= ARGV[2] then return {'notfound'} end
 local changed, kind, new_endpoint = false, 'update', false
-for i = 7, #ARGV, 2 do
+if ARGV[7] == '1' and cur[5] and cur[5] ~= '' then
+  end_rotation(KEYS[1], now)
+  changed = true
+end
+for i = 8, #ARGV, 2 do
   if redis.call('HGET', KEYS[1], ARGV[i]) ~= ARGV[i + 1] then
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
     changed = true
@@ -199,7 +207,11 @@ func (s *Store) Update(ctx context.Context, account, id string, p Patch) (Webhoo
 	if p.Enabled != nil {
 		enabled = boolArg(*p.Enabled)
 	}
-	args := append([]any{id, account, keyTopicPrefix(account), enabled, topics, uuid.NewString()}, pairs...)
+	secretPatched := ""
+	if p.Secret != nil {
+		secretPatched = "1"
+	}
+	args := append([]any{id, account, keyTopicPrefix(account), enabled, topics, uuid.NewString(), secretPatched}, pairs...)
 	keys := append([]string{keyWebhook(id), keyErroring}, registryKeys...)
 	res, err := updateScript.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {

@@ -69,16 +69,19 @@ const maxErrorLen = 200
 // KEYS: wh:{id}, wh:erroring, wh:rev, wh:epoch, wh:changes
 // ARGV: id, status, error, started_at ms, base ms, max ms, jitter,
 // disable_after ms, new epoch
-// Reply: {outcome, delay ms, failures, error_since ms}; outcome 0 = retry,
-// 1 = disabled now, -1 = gone.
-var failureScript = redis.NewScript(luaPrelude + `
+// Reply: {outcome, delay ms, failures, error_since ms, level bits,
+// account}; outcome 0 = retry, 1 = disabled now, -1 = gone. The level
+// bits (transitions.go) say which operator transitions this failure
+// made: the first failure of an episode, error_50, error_90.
+var failureScript = redis.NewScript(luaPrelude + luaLevels + `
 local now = now_ms()
 local h = redis.call('HMGET', KEYS[1], 'enabled', 'error_since', 'consecutive_failures',
-  'last_failure_at', 'next_attempt_at')
-if h[1] ~= '1' then return {-1, 0, 0, 0} end
+  'last_failure_at', 'next_attempt_at', 'ops_level', 'account_id')
+if h[1] ~= '1' then return {-1, 0, 0, 0, 0, ''} end
 local prevSince = tonumber(h[2]) or 0
 local since = prevSince
-if since == 0 then since = now end
+local bits, lvl = 0, tonumber(h[6]) or 0
+if since == 0 then since = now; bits = 1; lvl = 0; redis.call('HSET', KEYS[1], 'ops_level', 0) end
 local failures = tonumber(h[3]) or 0
 if prevSince == 0 then failures = 0 end
 if failures == 0 or tonumber(ARGV[4]) >= (tonumber(h[4]) or 0) then
@@ -96,11 +99,12 @@ redis.call('HSET', KEYS[1], 'error_since', since, 'consecutive_failures', failur
   'last_status', ARGV[2], 'last_error', ARGV[3], 'last_failure_at', now,
   'next_attempt_at', nextAt)
 redis.call('ZADD', KEYS[2], 'NX', since, ARGV[1])
+bits = bits + cross_levels(KEYS[1], since, now, tonumber(ARGV[8]), lvl)
 if now - since >= tonumber(ARGV[8]) then
   disable(KEYS[1], KEYS[2], registry_keys(3, ARGV[9]), ARGV[1], now, since, ARGV[3])
-  return {1, 0, failures, since}
+  return {1, 0, failures, since, bits, h[7] or ''}
 end
-return {0, nextAt - now, failures, since}
+return {0, nextAt - now, failures, since, bits, h[7] or ''}
 `)
 
 // successScript clears the error state of an enabled webhook. A disabled
@@ -109,19 +113,19 @@ return {0, nextAt - now, failures, since}
 //
 // KEYS: wh:{id}, wh:erroring
 // ARGV: id
-// Reply: 1 recovered, 0 otherwise.
+// Reply: {1, account} recovered, {0} otherwise.
 var successScript = redis.NewScript(luaPrelude + `
-local h = redis.call('HMGET', KEYS[1], 'enabled', 'error_since')
-if h[1] ~= '1' then return 0 end
+local h = redis.call('HMGET', KEYS[1], 'enabled', 'error_since', 'account_id')
+if h[1] ~= '1' then return {0} end
 local now = now_ms()
 if (tonumber(h[2]) or 0) > 0 then
   redis.call('HSET', KEYS[1], 'error_since', 0, 'consecutive_failures', 0,
-    'next_attempt_at', 0, 'last_success_at', now)
+    'next_attempt_at', 0, 'last_success_at', now, 'ops_level', 0)
   redis.call('ZREM', KEYS[2], ARGV[1])
-  return 1
+  return {1, h[3] or ''}
 end
 redis.call('HSET', KEYS[1], 'last_success_at', now)
-return 0
+return {0}
 `)
 
 // expiredScript lists the ids in error since before now - after.
@@ -138,18 +142,21 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms() - tonumber(ARGV[1])
 //
 // KEYS: wh:{id}, wh:erroring, wh:rev, wh:epoch, wh:changes
 // ARGV: id, after ms, new epoch
-// Reply: 1 disabled, 0 otherwise.
-var disableExpiredScript = redis.NewScript(luaPrelude + `
+// Reply: {1, level bits, error_since ms, account, last_status, last_error}
+// disabled, {0} otherwise.
+var disableExpiredScript = redis.NewScript(luaPrelude + luaLevels + `
 local now = now_ms()
-local h = redis.call('HMGET', KEYS[1], 'enabled', 'error_since', 'last_error')
+local h = redis.call('HMGET', KEYS[1], 'enabled', 'error_since', 'last_error', 'ops_level',
+  'account_id', 'last_status')
 local since = tonumber(h[2]) or 0
 if h[1] ~= '1' or since == 0 then
   redis.call('ZREM', KEYS[2], ARGV[1])
-  return 0
+  return {0}
 end
-if now - since < tonumber(ARGV[2]) then return 0 end
+if now - since < tonumber(ARGV[2]) then return {0} end
+local bits = cross_levels(KEYS[1], since, now, tonumber(ARGV[2]), tonumber(h[4]) or 0)
 disable(KEYS[1], KEYS[2], registry_keys(3, ARGV[3]), ARGV[1], now, since, h[3])
-return 1
+return {1, bits, since, h[5] or '', tonumber(h[6]) or 0, h[3] or ''}
 `)
 
 // RecordFailure records a failed request atomically (one Lua script):
@@ -172,22 +179,34 @@ func (s *Store) RecordFailure(ctx context.Context, id string, f Failure, b Backo
 	res, err := failureScript.Run(ctx, s.rdb, keys,
 		id, f.Status, truncate(f.Error, maxErrorLen), f.StartedAt.UnixMilli(),
 		b.Base.Milliseconds(), b.Max.Milliseconds(), b.Jitter, b.DisableAfter.Milliseconds(),
-		uuid.NewString()).Int64Slice()
+		uuid.NewString()).Slice()
 	if err != nil {
 		return FailureResult{}, fmt.Errorf("subscriptions: record failure %s: %w", id, err)
 	}
-	if len(res) != 4 {
+	if len(res) != 6 {
 		return FailureResult{}, fmt.Errorf("subscriptions: record failure %s: unexpected reply %v", id, res)
 	}
-	if res[0] < 0 {
+	n := make([]int64, 5)
+	for i := range n {
+		n[i], _ = res[i].(int64)
+	}
+	if n[0] < 0 {
 		return FailureResult{Gone: true}, nil
 	}
-	return FailureResult{
-		Delay:      time.Duration(res[1]) * time.Millisecond,
-		Failures:   int(res[2]),
-		ErrorSince: msTime(res[3]),
-		Disabled:   res[0] == 1,
-	}, nil
+	account, _ := res[5].(string)
+	fr := FailureResult{
+		Delay:      time.Duration(n[1]) * time.Millisecond,
+		Failures:   int(n[2]),
+		ErrorSince: msTime(n[3]),
+		Disabled:   n[0] == 1,
+	}
+	t := Transition{WebhookID: id, AccountID: account, ErrorSince: fr.ErrorSince,
+		LastStatus: f.Status, LastError: truncate(f.Error, maxErrorLen)}
+	s.emitLevels(n[4], t)
+	if fr.Disabled {
+		s.emitDisabled(ctx, t)
+	}
+	return fr, nil
 }
 
 // RecordSuccess clears the error state; recovered reports whether the
@@ -195,11 +214,16 @@ func (s *Store) RecordFailure(ctx context.Context, id string, f Failure, b Backo
 // one script round trip. A disabled or deleted webhook is left unchanged
 // and reports false.
 func (s *Store) RecordSuccess(ctx context.Context, id string) (recovered bool, err error) {
-	n, err := successScript.Run(ctx, s.rdb, []string{keyWebhook(id), keyErroring}, id).Int()
+	res, err := successScript.Run(ctx, s.rdb, []string{keyWebhook(id), keyErroring}, id).Slice()
 	if err != nil {
 		return false, fmt.Errorf("subscriptions: record success %s: %w", id, err)
 	}
-	return n == 1, nil
+	if n, _ := res[0].(int64); n != 1 || len(res) < 2 {
+		return false, nil
+	}
+	account, _ := res[1].(string)
+	s.emit(Transition{Type: Recovered, WebhookID: id, AccountID: account, At: time.Now()})
+	return true, nil
 }
 
 // DisableExpired disables every webhook continuously in error for longer
@@ -219,12 +243,21 @@ func (s *Store) DisableExpired(ctx context.Context, after time.Duration) ([]stri
 	var disabled []string
 	for _, id := range ids {
 		keys := append([]string{keyWebhook(id), keyErroring}, registryKeys...)
-		n, err := disableExpiredScript.Run(ctx, s.rdb, keys, id, after.Milliseconds(), uuid.NewString()).Int()
+		res, err := disableExpiredScript.Run(ctx, s.rdb, keys, id, after.Milliseconds(), uuid.NewString()).Slice()
 		if err != nil {
 			return disabled, fmt.Errorf("subscriptions: disable expired %s: %w", id, err)
 		}
-		if n == 1 {
+		if n, _ := res[0].(int64); n == 1 && len(res) == 6 {
 			disabled = append(disabled, id)
+			bits, _ := res[1].(int64)
+			since, _ := res[2].(int64)
+			account, _ := res[3].(string)
+			status, _ := res[4].(int64)
+			lastErr, _ := res[5].(string)
+			t := Transition{WebhookID: id, AccountID: account, ErrorSince: msTime(since),
+				LastStatus: int(status), LastError: lastErr}
+			s.emitLevels(bits, t)
+			s.emitDisabled(ctx, t)
 		}
 	}
 	return disabled, nil

@@ -38,6 +38,8 @@ type Config struct {
 type Store struct {
 	rdb redis.UniversalClient
 	cfg Config
+
+	notify Notifier // transitions.go; nil: none
 }
 
 // New returns a Store on rdb.

@@ -52,7 +52,11 @@ type Webhook struct {
 	// are delivered (the consumer's start time), so a re-enable never
 	// backfills.
 	ActiveSince time.Time
-	State       DeliveryState
+	// Rotation is the staged secret change in progress, nil when there
+	// is none (see Secrets and Store.Rotate). A pointer, so the
+	// dispatcher's index pays one word for webhooks that never rotate.
+	Rotation *Rotation
+	State    DeliveryState
 }
 
 // DeliveryState is the error state the dispatcher maintains.
@@ -66,6 +70,11 @@ type DeliveryState struct {
 	NextAttemptAt       time.Time // while in error: no request before this
 	DisabledAt          time.Time
 	DisabledReason      string
+	// LastAutoDisabledAt and LastAutoDisabledReason record the last
+	// automatic disable (disable-after); unlike DisabledAt and
+	// DisabledReason a re-enable keeps them, so the reason stays readable.
+	LastAutoDisabledAt     time.Time
+	LastAutoDisabledReason string
 	// UndeliverableReason says why the dispatcher cannot deliver the
 	// webhook at all (e.g. its consumer cannot be created); "" when it
 	// can. See Store.SetUndeliverable.

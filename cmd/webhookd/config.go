@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,7 @@ type serveConfig struct {
 
 	APIKeys    []string // KEY=ACCOUNT entries
 	APIKeysEnv bool     // APIKeys came from WEBHOOKD_API_KEYS
+	AdminKey   string   // the console's operator key; "" = no operator sign-in
 
 	DefaultAccount         string
 	AllowInsecureEndpoints bool
@@ -61,9 +63,18 @@ type serveConfig struct {
 	Activity          bool // record every request in the attempt log
 	ActivityRetention time.Duration
 	ActivityMaxBytes  byteSize
+	OpsURL            string // empty: operator events only on NATS
+	OpsSecret         string // signs operator POSTs; never logged or echoed
 
 	LogLevel  string
 	LogFormat string
+
+	// HTTPAddrDefault and NATSListenDefault are true when --http-addr and
+	// --nats-listen were left at their defaults (neither flag nor env):
+	// then a port already taken is replaced by a free one (serve says
+	// so) instead of failing the first `make run`.
+	HTTPAddrDefault   bool
+	NATSListenDefault bool
 }
 
 // Limits of the validated values, with the reason for each.
@@ -106,7 +117,8 @@ func newServeFlags(cfg *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&cfg.NATSSyncAlways, "nats-sync-always", true, "embedded NATS fsyncs every write (default on: a single node otherwise loses up to 2 min of acknowledged events on power loss; turn off for benchmarks)")
 	fs.StringVar(&cfg.RedisURL, "redis-url", "", "external Redis `URL` (redis://, rediss://, unix://); empty starts and supervises a local redis-server")
 	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "`directory` for the embedded NATS store and the managed Redis files (AOF on)")
-	fs.Var((*stringList)(&cfg.APIKeys), "api-key", "API key as `KEY=ACCOUNT`, repeatable; none given: generate one for --default-account and print it once")
+	fs.Var((*stringList)(&cfg.APIKeys), "api-key", "API key as `KEY=ACCOUNT`, repeatable; none given: the key kept in <data-dir>/api-key (generated on the first start) serves --default-account")
+	fs.StringVar(&cfg.AdminKey, "admin-key", "", "operator `key` of the web console (/console/): every account, read and act; keep it secret (prefer the env twin WEBHOOKD_ADMIN_KEY); empty: no operator sign-in")
 	fs.StringVar(&cfg.DefaultAccount, "default-account", "default", "`account` of events published on a bare topic subject")
 	fs.BoolVar(&cfg.AllowInsecureEndpoints, "allow-insecure-endpoints", false, "permit http:// and loopback/private endpoints (local development, tests)")
 	fs.Var((*commaList)(&cfg.Subjects), "subjects", "JetStream stream `subjects`, comma list; the first token must be literal (NATS cannot capture > or *.>)")
@@ -135,6 +147,8 @@ func newServeFlags(cfg *serveConfig, stderr io.Writer) *flag.FlagSet {
 	cfg.ActivityMaxBytes = activity.DefaultMaxBytes
 	fs.Var(&cfg.ActivityMaxBytes, "activity-max-bytes", "disk cap of the attempt log, at least 1MiB; the oldest attempts go first (1GiB: about 14M one-event attempts)")
 
+	fs.StringVar(&cfg.OpsURL, "ops-url", "", "operator endpoint `URL`: every operator event (README, Operator events) is also POSTed there, signed with --ops-secret; empty: NATS only")
+	fs.StringVar(&cfg.OpsSecret, "ops-secret", "", "HMAC `key` signing the POSTs to --ops-url (required with it; prefer the WEBHOOKD_OPS_SECRET twin: flags show in ps)")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.StringVar(&cfg.LogFormat, "log-format", "json", "log `format`: json or console")
 	return fs
@@ -146,16 +160,17 @@ func newServeFlags(cfg *serveConfig, stderr io.Writer) *flag.FlagSet {
 func parseServeConfig(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
 	var cfg serveConfig
 	fs := newServeFlags(&cfg, stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return cfg, err
 	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
-	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	fromEnv, err := applyEnv(fs, getenv, "api-key")
 	if err != nil {
 		return cfg, err
 	}
+	cfg.HTTPAddrDefault = !given["http-addr"] && fromEnv["http-addr"] == ""
+	cfg.NATSListenDefault = !given["nats-listen"] && fromEnv["nats-listen"] == ""
 	if len(cfg.APIKeys) == 0 {
 		if v := getenv("WEBHOOKD_API_KEYS"); v != "" {
 			cfg.APIKeys, cfg.APIKeysEnv = splitComma(v), true
@@ -254,6 +269,16 @@ func (c *serveConfig) validate(fromEnv map[string]string) error {
 	if c.ActivityMaxBytes < minActivityBytes {
 		bad("activity-max-bytes", c.ActivityMaxBytes.String(), "must be at least 1MiB")
 	}
+	if c.OpsURL != "" {
+		if u, err := url.Parse(c.OpsURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("ops-url", redactURL(c.OpsURL), "want an absolute http or https URL")
+		}
+		if c.OpsSecret == "" {
+			bad("ops-secret", "", "required with --ops-url: operator events are signed")
+		}
+	} else if c.OpsSecret != "" {
+		bad("ops-secret", "(hidden)", "set without --ops-url: nothing would use it")
+	}
 
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		bad("log-level", c.LogLevel, "%v", err)
@@ -264,13 +289,17 @@ func (c *serveConfig) validate(fromEnv map[string]string) error {
 	return errors.Join(errs...)
 }
 
-// keyring builds the API keyring. With no keys configured it generates
-// one for the default account and returns it, to be printed once.
-func (c *serveConfig) keyring() (keys *subscriptions.Keyring, generated string, err error) {
+// keyring builds the API keyring. With no keys configured it uses the
+// key kept in the data directory for the default account, generating
+// (and keeping) one on the first start, and returns it for the banner.
+func (c *serveConfig) keyring() (keys *subscriptions.Keyring, generated kept, err error) {
 	if len(c.APIKeys) == 0 {
-		generated = subscriptions.GenerateKey()
-		keys, err = subscriptions.NewKeyring(map[string]string{generated: c.DefaultAccount})
-		return keys, generated, err
+		generated = keepGenerated(c.DataDir, apiKeyFile, subscriptions.GenerateKey)
+		keys, err = subscriptions.NewKeyring(map[string]string{generated.Value: c.DefaultAccount})
+		if err != nil {
+			return nil, kept{}, fmt.Errorf("the API key in %s: %w (delete the file for a new one)", generated.Path, err)
+		}
+		return keys, generated, nil
 	}
 	keys, err = subscriptions.ParseKeys(c.APIKeys)
 	if err != nil {
@@ -280,9 +309,9 @@ func (c *serveConfig) keyring() (keys *subscriptions.Keyring, generated string, 
 		if c.APIKeysEnv {
 			src = "WEBHOOKD_API_KEYS"
 		}
-		return nil, "", fmt.Errorf("%s: %w", src, err)
+		return nil, kept{}, fmt.Errorf("%s: %w", src, err)
 	}
-	return keys, "", nil
+	return keys, kept{}, nil
 }
 
 // checkHostPort accepts host:port with a numeric port (host may be empty:

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +37,7 @@ func TestServeDefaults(t *testing.T) {
 		MaxBufferedBytes: dispatcher.DefaultMaxBufferedBytes, Partitions: 16,
 		FlowFlags: FlowFlags{FlowMaxInFlight: 10, FlowDeliveryTimeout: 10 * time.Second, FlowRetryBase: 30 * time.Second},
 		Activity:  true, ActivityRetention: 720 * time.Hour, ActivityMaxBytes: 1 << 30,
+		HTTPAddrDefault: true, NATSListenDefault: true,
 	}
 	if diff := cmp.Diff(want, cfg); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
@@ -104,8 +107,8 @@ func TestServeAPIKeys(t *testing.T) {
 		t.Errorf("APIKeys = %q (from env %t), want %q from the environment", cfg.APIKeys, cfg.APIKeysEnv, want)
 	}
 	keys, generated, err := cfg.keyring()
-	if err != nil || generated != "" || keys == nil {
-		t.Errorf("keyring() = %v, %q, %v; want the configured keys and none generated", keys, generated, err)
+	if err != nil || generated.Value != "" || keys == nil {
+		t.Errorf("keyring() = %v, %+v, %v; want the configured keys and none generated", keys, generated, err)
 	}
 
 	cfg, err = parseServeConfig([]string{"--api-key", "flag-key-0123456789=acme"}, env(vars), io.Discard)
@@ -124,12 +127,30 @@ func TestServeAPIKeys(t *testing.T) {
 		t.Errorf("keyring() of a bad WEBHOOKD_API_KEYS = %v, want an error naming the variable and not quoting the key", err)
 	}
 
-	cfg, err = parseServeConfig(nil, env(nil), io.Discard)
+	dir := t.TempDir()
+	cfg, err = parseServeConfig([]string{"--data-dir", dir}, env(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if keys, generated, err := cfg.keyring(); err != nil || generated == "" || keys == nil {
-		t.Errorf("keyring() with no keys = %v, %q, %v; want a generated key", keys, generated, err)
+	keys, first, err := cfg.keyring()
+	if err != nil || first.Value == "" || first.Reused || keys == nil {
+		t.Fatalf("keyring() with no keys = %v, %+v, %v; want a new generated key", keys, first, err)
+	}
+	if _, ok := keys.Lookup(first.Value); !ok {
+		t.Errorf("the generated key is not in the keyring")
+	}
+	st, err := os.Stat(filepath.Join(dir, "api-key"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("data-dir/api-key: %v, %v; want a file of mode 0600", st, err)
+	}
+	// The next start reuses it, so yesterday's curl still works.
+	_, second, err := cfg.keyring()
+	if err != nil || second.Value != first.Value || !second.Reused {
+		t.Errorf("keyring() on the next start = %+v, %v; want %q reused", second, err, first.Value)
+	}
+	other := keepGenerated(dir, "sink-secret", demoSecret)
+	if again := keepGenerated(dir, "sink-secret", demoSecret); again.Value != other.Value || !again.Reused || other.Reused {
+		t.Errorf("sink secret: first %+v, then %+v; want one generated, then reused", other, again)
 	}
 }
 
@@ -182,6 +203,11 @@ func TestServeValidation(t *testing.T) {
 		{args: []string{"--activity-max-bytes", "a lot"}, flag: "activity-max-bytes", set: true},
 		{env: map[string]string{"WEBHOOKD_ACTIVITY_RETENTION": "1s"}, flag: "activity-retention"},
 		{env: map[string]string{"WEBHOOKD_ACTIVITY_MAX_BYTES": "1KiB"}, flag: "activity-max-bytes"},
+		{args: []string{"--ops-url", "ftp://ops.example.com/in"}, flag: "ops-url"},
+		{args: []string{"--ops-url", "/relative", "--ops-secret", "s3cret-value"}, flag: "ops-url"},
+		{args: []string{"--ops-url", "https://ops.example.com/in"}, flag: "ops-secret"},
+		{args: []string{"--ops-secret", "s3cret-value"}, flag: "ops-secret"},
+		{env: map[string]string{"WEBHOOKD_OPS_URL": "ftp://ops.example.com/in"}, flag: "ops-url"},
 		{env: map[string]string{"WEBHOOKD_MAX_IN_FLIGHT": "0"}, flag: "max-in-flight"},
 		{env: map[string]string{"WEBHOOKD_MAX_IN_FLIGHT": "many"}, flag: "max-in-flight"},
 	} {
@@ -218,5 +244,23 @@ func TestServeArgs(t *testing.T) {
 	}
 	if _, err := parseServeConfig([]string{"extra"}, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "extra") {
 		t.Errorf("parseServeConfig(extra) = %v, want an error naming the argument", err)
+	}
+}
+
+// --ops-url and --ops-secret come from flags or their twins, reach the
+// dispatcher's config, and the secret is never echoed in an error.
+func TestServeOpsConfig(t *testing.T) {
+	vars := map[string]string{"WEBHOOKD_OPS_URL": "https://ops.example.com/in", "WEBHOOKD_OPS_SECRET": "ops-s3cret-0123456789"}
+	cfg, err := parseServeConfig(nil, env(vars), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := cfg.dispatcherConfig()
+	if d.OpsURL != vars["WEBHOOKD_OPS_URL"] || d.OpsSecret != vars["WEBHOOKD_OPS_SECRET"] {
+		t.Errorf("dispatcherConfig() ops = %q, %q; want the environment's", d.OpsURL, d.OpsSecret)
+	}
+	_, err = parseServeConfig([]string{"--ops-secret", "ops-s3cret-0123456789"}, env(nil), io.Discard)
+	if err == nil || strings.Contains(err.Error(), "ops-s3cret") {
+		t.Errorf("parseServeConfig(--ops-secret alone) = %v, want an error that does not quote the secret", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	stdlog "log"
+	"os"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -19,16 +20,30 @@ import (
 const connectTimeout = 5 * time.Second
 
 // newLogger returns the process logger writing to w, in JSON (for log
-// collectors) or a human console format.
+// collectors) or a human console format, coloured only when w is a
+// terminal (colour codes are noise in files and pipes). Durations are
+// logged in milliseconds under keys that say so (retry_in_ms,
+// duration_ms).
 func newLogger(w io.Writer, level, format string) zerolog.Logger {
 	lvl, err := parseLevel(level)
 	if err != nil {
 		lvl = zerolog.InfoLevel // validated before; keep a usable default
 	}
 	if format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: !isTerminal(w)}
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+// isTerminal reports whether w is a character device (a terminal), the
+// test isatty makes, without a dependency for it.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // newStdLogger adapts log for the standard library's users (http.Server

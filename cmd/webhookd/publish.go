@@ -50,7 +50,7 @@ func newPublishFlags(c *publishConfig, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.Count, "count", 0, "number of events to --generate")
 	fs.IntVar(&c.EventBytes, "event-bytes", 1024, "approximate size of a generated event in `bytes`")
 	fs.Float64Var(&c.Rate, "rate", 0, "events per second, 0 = as fast as acks allow")
-	fs.StringVar(&c.MsgIDFrom, "msg-id-from", "", "set Nats-Msg-Id from data.id or uuid (data.attributes.uuid), so JetStream drops re-published duplicates; empty: none")
+	fs.StringVar(&c.MsgIDFrom, "msg-id-from", publish.MsgIDDataID, "set Nats-Msg-Id from data.id or uuid (data.attributes.uuid), so JetStream drops an event published twice within its 2-minute window; none: no message id (an event without the field gets none either way)")
 	fs.BoolVar(&c.Strict, "strict", false, "stop at the first line that is not valid JSON (default: publish it as is; webhookd dead-letters it)")
 	fs.IntVar(&c.MaxPending, "max-pending", publish.DefaultMaxPending, "unacknowledged publishes in flight")
 	fs.DurationVar(&c.AckTimeout, "ack-timeout", publish.DefaultAckTimeout, "how long one publish may wait for its acknowledgement")
@@ -84,7 +84,7 @@ func (c *publishConfig) validate() error {
 		bad("rate", fmt.Sprint(c.Rate), "must not be negative")
 	}
 	if c.MsgIDFrom != publish.MsgIDNone && c.MsgIDFrom != publish.MsgIDDataID && c.MsgIDFrom != publish.MsgIDUUID {
-		bad("msg-id-from", c.MsgIDFrom, "want data.id or uuid")
+		bad("msg-id-from", c.MsgIDFrom, "want data.id, uuid or none")
 	}
 	if c.MaxPending < 1 {
 		bad("max-pending", fmt.Sprint(c.MaxPending), "must be at least 1")
@@ -102,14 +102,11 @@ func (c *publishConfig) validate() error {
 func runPublish(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var cfg publishConfig
 	fs := newPublishFlags(&cfg, stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("publish: unexpected argument %q", fs.Arg(0))
 	}
 	if err := cfg.validate(); err != nil {
 		return err

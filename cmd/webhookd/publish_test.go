@@ -46,14 +46,15 @@ func streamCount(t *testing.T, js jetstream.JetStream, subject string) uint64 {
 }
 
 // Lines from a file are published as they are (an invalid one too:
-// webhookd dead-letters it); with --msg-id-from data.id, publishing the same
-// file again is dropped by JetStream's duplicate window.
+// webhookd dead-letters it); by default (--msg-id-from data.id) publishing
+// the same file again is dropped by JetStream's duplicate window, and
+// with --msg-id-from none it is not.
 func TestPublishFileWithMsgIDs(t *testing.T) {
 	url, js := publishEnv(t)
 	in := `{"data":{"type":"event","id":"e1"}}` + "\n\n" +
 		`{"data":{"type":"event","id":"e2"}}` + "\n" +
 		`not json` + "\n"
-	args := []string{"publish", "--nats-url", url, "--topic", "event:klaviyo.clicked_sms", "--msg-id-from", "data.id"}
+	args := []string{"publish", "--nats-url", url, "--topic", "event:klaviyo.clicked_sms"}
 	for i, want := range []string{"published 3 of 3", "2 duplicates dropped"} {
 		var out, errOut bytes.Buffer
 		if err := run(context.Background(), args, nil, strings.NewReader(in), &out, &errOut); err != nil {
@@ -67,6 +68,15 @@ func TestPublishFileWithMsgIDs(t *testing.T) {
 	if n := streamCount(t, js, "event:klaviyo.clicked_sms"); n != 4 {
 		t.Errorf("stream holds %d events, want 4", n)
 	}
+	none := []string{"publish", "--nats-url", url, "--topic", "event:klaviyo.opened_email", "--msg-id-from", "none"}
+	for range 2 {
+		if err := run(context.Background(), none, nil, strings.NewReader(in), io.Discard, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := streamCount(t, js, "event:klaviyo.opened_email"); n != 6 {
+		t.Errorf("--msg-id-from none: stream holds %d events, want 6 (nothing deduplicated)", n)
+	}
 }
 
 // --topic is a topic id (dispatcher.CheckTopic), and the other flags are
@@ -79,6 +89,7 @@ func TestPublishFlags(t *testing.T) {
 		{nil, "--topic"},
 		{[]string{"--topic", "event:klaviyo.*"}, "--topic"},
 		{[]string{"--topic", "event:klaviyo.sent_sms.acme"}, "--topic"},
+		{[]string{"--topic", "event:klaviyo.sent_sms.acme.extra"}, "--topic"},
 		{[]string{"--topic", "event:klaviyo"}, "--topic"},
 		{[]string{"--topic", "event:klaviyo.sent_sms", "--account", "a.b"}, "--account"},
 		{[]string{"--topic", "event:klaviyo.sent_sms", "--generate"}, "--count"},

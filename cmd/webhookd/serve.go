@@ -86,8 +86,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	natsURL, natsDesc := cfg.NATSURL, "external"
 	var natsOpts []nats.Option
+	var portNotes []string
 	if cfg.NATSURL == "" {
 		storeDir := filepath.Join(cfg.DataDir, "nats")
+		var note string
+		cfg.NATSListen, note = natsListenAddr(ctx, cfg)
+		portNotes = appendNote(portNotes, note)
 		ns, err := startNATS(cfg, storeDir, log)
 		if err != nil {
 			return err
@@ -126,6 +130,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("dispatcher: %w", err)
 	}
 	met.Register(disp)
+	met.RegisterRecovery(disp)
+	limiter := api.NewLimiter(cfg.APIRateLimit, cfg.APIRateBurst)
+	con, err := newConsole(cfg, store, keys, limiter, js, rdb.Client, log.With().Str("component", "console").Logger())
+	if err != nil {
+		return err
+	}
 	flowStore := flows.NewStore(rdb.Client)
 	fcfg := cfg.flowConfig()
 	fcfg.Activity = dcfg.Activity
@@ -137,6 +147,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		RateLimit:              cfg.APIRateLimit,
 		RateBurst:              cfg.APIRateBurst,
 		Version:                version,
+		Deliveries:             disp,
+		CheckTopic:             func(t string) error { return dispatcher.CheckCaptured(t, cfg.Subjects) },
+		Limiter:                limiter,
+		Console:                con,
 		Flows:                  flowStore,
 	}
 	if attempts != nil {
@@ -145,12 +159,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	handler := api.New(apiCfg, store, keys, log.With().Str("component", "api").Logger())
 
-	// Listen before serving, so a busy port fails start-up at once.
+	// Listen before serving, so a busy port fails start-up at once
+	// (a busy default port is replaced: ports.go).
 	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", cfg.HTTPAddr)
+	ln, note, err := listenHTTP(ctx, cfg)
 	if err != nil {
-		return &flagError{Flag: "http-addr", Value: cfg.HTTPAddr, Err: err}
+		return err
 	}
+	portNotes = appendNote(portNotes, note)
 	srv := newHTTPServer(handler, log)
 	servers := []*http.Server{srv}
 	listeners := []net.Listener{ln}
@@ -169,6 +185,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	printBanner(stderr, bannerInfo{
 		APIURL:       "http://" + ln.Addr().String(),
 		Key:          generatedKey,
+		SinkSecret:   keepGenerated(cfg.DataDir, sinkSecretFile, demoSecret),
 		Account:      cfg.DefaultAccount,
 		NATSURL:      redactURL(natsURL),
 		NATSDesc:     natsDesc,
@@ -176,8 +193,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Subjects:     cfg.Subjects,
 		InsecureOK:   cfg.AllowInsecureEndpoints,
 		ProgramName:  programName(),
-		SinkAddrPort: "127.0.0.1:9000",
+		SinkAddrPort: sinkAddr(ctx, defaultSinkAddr),
+		Notes:        portNotes,
 	})
+	for _, n := range portNotes {
+		log.Warn().Msg(n)
+	}
+	if hint := insecureHint(cfg); hint != "" {
+		log.Warn().Msg(hint)
+	}
 	log.Info().Str("addr", ln.Addr().String()).Str("version", version).Msg("webhookd serving")
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -248,6 +272,8 @@ func (c *serveConfig) dispatcherConfig() dispatcher.Config {
 		AllowInsecureEndpoints: c.AllowInsecureEndpoints,
 		UserAgent:              "webhookd/" + version,
 		Replicas:               c.StreamReplicas,
+		OpsURL:                 c.OpsURL,
+		OpsSecret:              c.OpsSecret,
 		// Stream, StreamMaxAge and DeadLetter keep the dispatcher's
 		// defaults: no flag sets them.
 	}
@@ -329,4 +355,12 @@ func newHTTPServer(h http.Handler, log zerolog.Logger) *http.Server {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          newStdLogger(log.With().Str("component", "http").Logger()),
 	}
+}
+
+// appendNote appends a non-empty banner note.
+func appendNote(notes []string, note string) []string {
+	if note == "" {
+		return notes
+	}
+	return append(notes, note)
 }

@@ -54,7 +54,7 @@ func newSinkFlags(c *sinkConfig, stderr io.Writer) *flag.FlagSet {
 	fs.Float64Var(&c.Sink.FailRate, "fail-rate", 0, "`fraction` (0 to 1) of deliveries to fail on purpose")
 	fs.StringVar(&c.Sink.FailMode, "fail-mode", "mixed", "how to fail: 5xx (answer 503), timeout (hold 10s), reset (TCP RST) or mixed")
 	fs.Var(&c.MaxBody, "max-body", "largest body `size` accepted, e.g. 32MiB; larger ones get 413")
-	fs.BoolVar(&c.Sink.Quiet, "quiet", false, "log nothing per request (by default only rejected requests, at most one line a second)")
+	fs.BoolVar(&c.Sink.Quiet, "quiet", false, "log nothing per request (by default one line per batch — accepted or rejected, events, status, latency — and refused requests, at most one line a second)")
 	return fs
 }
 
@@ -110,14 +110,11 @@ func (c *sinkConfig) validate() error {
 func runSink(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg sinkConfig
 	fs := newSinkFlags(&cfg, stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("sink: unexpected argument %q", fs.Arg(0))
 	}
 	if err := cfg.validate(); err != nil {
 		return err

@@ -48,9 +48,9 @@ type sinkStats struct {
 
 // startSink starts a sink named name; extra are sink flags (--delay 1s).
 func (e *env) startSink(ctx context.Context, name string, extra ...string) (*sinkProc, error) {
-	args := append([]string{"sink", "--addr", "127.0.0.1:0", "--secret", secret}, extra...)
+	args := append([]string{"sink", "--addr", "127.0.0.1:0", "--quiet", "--secret", secret}, extra...)
 	if slices.Contains(extra, "--no-verify") { // unsigned requests (flow webhooks)
-		args = append([]string{"sink", "--addr", "127.0.0.1:0"}, extra...)
+		args = append([]string{"sink", "--addr", "127.0.0.1:0", "--quiet"}, extra...)
 	}
 	p, err := e.ps.start(name, e.bins.webhookd, args)
 	if err != nil {

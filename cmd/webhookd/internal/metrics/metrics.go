@@ -135,3 +135,23 @@ func (m *Metrics) Handler() http.Handler {
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
 }
+
+// RegisterRecovery exposes d's replay, test send and operator event
+// counters.
+func (m *Metrics) RegisterRecovery(d *dispatcher.Dispatcher) {
+	rs := d.RecoveryStats()
+	counter := func(name, help string, v func() int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v()) })
+	}
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "webhookd_replays_running",
+			Help: "Replays this replica runs now.",
+		}, func() float64 { return float64(rs.ReplaysRunning.Load()) }),
+		counter("webhookd_events_replayed_total", "Events a replay delivered (acknowledged by the endpoint).", rs.EventsReplayed.Load),
+		counter("webhookd_test_sends_total", "Test sends made.", rs.TestSends.Load),
+		counter("webhookd_ops_events_sent_total", "Operator events published on NATS (webhookd.ops.<account>.<type>).", rs.OpsSent.Load),
+		counter("webhookd_ops_events_posted_total", "Operator events POSTed to --ops-url and answered 2xx.", rs.OpsPosted.Load),
+		counter("webhookd_ops_events_failed_total", "Operator events dropped (queue full, shutdown) or not sent after retries, NATS and --ops-url together.", rs.OpsFailed.Load),
+	)
+}

@@ -19,7 +19,7 @@ const maxLine = 8 << 20
 
 // MsgIDFrom values: where a Source takes an event's Nats-Msg-Id from.
 const (
-	MsgIDNone   = ""        // no message id
+	MsgIDNone   = "none"    // no message id
 	MsgIDDataID = "data.id" // the event's data.id
 	MsgIDUUID   = "uuid"    // the event's data.attributes.uuid
 )

@@ -295,7 +295,7 @@ func (s *Server) Stop() {
 	case <-time.After(stopTimeout):
 		_ = s.cmd.Process.Kill()
 		<-s.done
-		s.log.Warn().Dur("duration", stopTimeout).Msg("managed redis-server killed: it did not exit after SIGTERM")
+		s.log.Warn().Dur("duration_ms", stopTimeout).Msg("managed redis-server killed: it did not exit after SIGTERM")
 	}
 }
 

@@ -38,11 +38,32 @@ func (s *Sink) handleDelivery(w http.ResponseWriter, r *http.Request) {
 		return // the sender gave up and will retry: not delivered
 	}
 	if dispatcher.Successful(s.cfg.Status) { // webhookd's own rule
-		s.stats.accept(webhookID, d, arrived)
+		dups := s.stats.accept(webhookID, d, arrived)
+		s.logBatch("batch accepted", webhookID, d, dups, arrived)
 	} else {
 		s.stats.count(&s.stats.rejected)
+		s.logBatch("batch rejected (--status)", webhookID, d, 0, arrived)
 	}
 	w.WriteHeader(s.cfg.Status)
+}
+
+// logBatch writes the one line per verified batch: what was answered,
+// how many events (and duplicates) it carried and, when the events carry
+// their publish time (webhookd publish --generate), the largest
+// publish-to-receive latency. Quiet turns it off.
+func (s *Sink) logBatch(msg, webhookID string, d *deliveryScan, dups int, arrived time.Time) {
+	if s.cfg.Quiet {
+		return
+	}
+	ev := s.log.Info().Str("webhook_id", webhookID).Int("events", len(d.keys)).Int("status", s.cfg.Status)
+	if dups > 0 {
+		ev = ev.Int("duplicates", dups)
+	}
+	if len(d.published) > 0 {
+		oldest := slices.Min(d.published)
+		ev = ev.Int64("latency_ms", max(arrived.UnixNano()-oldest, 0)/int64(time.Millisecond))
+	}
+	ev.Msg(msg)
 }
 
 // check reads the body into buf, verifies its signature and scans it
@@ -59,7 +80,13 @@ func (s *Sink) check(w http.ResponseWriter, r *http.Request, buf *[]byte, d *del
 		return "", arrived, false // otherwise the client went away mid-body: nobody to answer
 	}
 	body, arrived := *buf, time.Now()
-	if s.secrets != nil && !s.secrets.verify(webhookID, r.Header.Get(signer.HeaderTimestamp), r.Header.Get(signer.HeaderSignature), body) {
+	// Webhookd-Signature carries a digest per active secret while a
+	// webhook's secret is rotated; Klaviyo-Signature only the primary's.
+	sig := r.Header.Get(signer.HeaderSignatures)
+	if sig == "" {
+		sig = r.Header.Get(signer.HeaderSignature)
+	}
+	if s.secrets != nil && !s.secrets.verify(webhookID, r.Header.Get(signer.HeaderTimestamp), sig, body) {
 		s.refuse(w, &s.stats.badSignatures, http.StatusUnauthorized, webhookID, "signature does not verify")
 		return "", arrived, false
 	}

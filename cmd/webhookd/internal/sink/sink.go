@@ -53,7 +53,7 @@ type Config struct {
 	FailRate float64       // fraction (0 to 1) of deliveries to fail on purpose; 0: none
 	FailMode string        // how to fail: one of FailModes; "": mixed
 	MaxBody  int64         // largest body accepted, larger ones get 413; 0: DefaultMaxBody
-	Quiet    bool          // log nothing per request (by default only refused requests, at most one line a second)
+	Quiet    bool          // log nothing per request (by default one line per verified batch, and refused requests at most one line a second)
 }
 
 // Sink is the receiving endpoint's state.

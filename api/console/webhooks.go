@@ -1,0 +1,251 @@
+package console
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/webhookd/webhookd/subscriptions"
+)
+
+// maxRows caps the webhooks list: each row costs a Redis round trip for
+// its in-flight count, and a page of more rows is not read by anyone.
+// The page says when rows were left out; filters narrow it.
+const maxRows = 500
+
+// row is one webhook as the list and its page show it.
+type row struct {
+	ID          string
+	Account     string
+	Name        string
+	Description string
+	Host        string
+	Topics      []string
+	Enabled     bool
+	Health      health
+	InFlight    int
+	Backlog     *int64 // nil: not available
+	Delivered   *int64 // last hour; nil: not available
+	Failed      *int64
+	LastSuccess time.Time
+	LastFailure time.Time
+	CreatedAt   time.Time
+	ActiveSince time.Time
+}
+
+// listData is the webhooks page.
+type listData struct {
+	Query       listQuery
+	Rows        []row
+	Total       int // after the filter, before maxRows
+	Counts      map[string]int
+	HealthKeys  []string
+	Updated     time.Time
+	AllAccounts bool
+	Plugins     Plugins
+}
+
+func (c *Console) webhooksPage(w http.ResponseWriter, r *http.Request, v *viewer) error {
+	d, err := c.listData(r.Context(), v, parseListQuery(r.URL.Query()))
+	if err != nil {
+		return err
+	}
+	c.renderPage(w, r, v, "webhooks", "Webhooks", "webhooks", d)
+	return nil
+}
+
+// webhookRows is the fragment console.js polls to keep the list live.
+func (c *Console) webhookRows(w http.ResponseWriter, r *http.Request, v *viewer) error {
+	d, err := c.listData(r.Context(), v, parseListQuery(r.URL.Query()))
+	if err != nil {
+		return err
+	}
+	c.renderFragment(w, r, v, "webhooks", "rows", d)
+	return nil
+}
+
+func (c *Console) listData(ctx context.Context, v *viewer, lq listQuery) (listData, error) {
+	whs, err := c.visible(ctx, v)
+	if err != nil {
+		return listData{}, err
+	}
+	d := listData{Query: lq, Counts: map[string]int{}, HealthKeys: healthKeys, Updated: time.Now(),
+		AllAccounts: v.Operator, Plugins: c.cfg.Plugins}
+	var kept []subscriptions.Webhook
+	for _, wh := range whs {
+		h := healthOf(wh).Key
+		d.Counts[h]++
+		if lq.Health == "" || lq.Health == h {
+			kept = append(kept, wh)
+		}
+	}
+	d.Total = len(kept)
+	rows := make([]row, 0, len(kept))
+	for _, wh := range kept {
+		rw, err := c.row(ctx, wh)
+		if err != nil {
+			return listData{}, err
+		}
+		rows = append(rows, rw)
+	}
+	sortRows(rows, lq)
+	if len(rows) > maxRows {
+		rows = rows[:maxRows]
+	}
+	d.Rows = rows
+	return d, nil
+}
+
+// visible is every webhook the viewer may see.
+func (c *Console) visible(ctx context.Context, v *viewer) ([]subscriptions.Webhook, error) {
+	if v.Operator {
+		return c.cfg.Store.All(ctx)
+	}
+	return c.cfg.Store.List(ctx, v.Account)
+}
+
+// webhook returns webhook id if the viewer may see it, else
+// subscriptions.ErrNotFound (another account's webhook is not found,
+// as in the API).
+func (c *Console) webhook(ctx context.Context, v *viewer, id string) (subscriptions.Webhook, error) {
+	if v.Operator {
+		return c.cfg.Store.Lookup(ctx, id)
+	}
+	return c.cfg.Store.Get(ctx, v.Account, id)
+}
+
+// row gathers what the console shows of wh.
+func (c *Console) row(ctx context.Context, wh subscriptions.Webhook) (row, error) {
+	rw := row{ID: wh.ID, Account: wh.AccountID, Name: wh.Name, Host: endpointHost(wh.EndpointURL),
+		Topics: wh.Topics, Enabled: wh.Enabled, Health: healthOf(wh),
+		LastSuccess: wh.State.LastSuccessAt, LastFailure: wh.State.LastFailureAt,
+		CreatedAt: wh.CreatedAt, ActiveSince: wh.ActiveSince}
+	if wh.Description != nil {
+		rw.Description = *wh.Description
+	}
+	n, err := c.cfg.Store.SlotsInUse(ctx, wh.ID)
+	if err != nil {
+		return row{}, err
+	}
+	rw.InFlight = n
+	if b := c.cfg.Plugins.Backlog; b != nil {
+		n, err := b.Backlog(ctx, wh)
+		if err != nil {
+			return row{}, err
+		}
+		rw.Backlog = &n
+	}
+	if dc := c.cfg.Plugins.Delivered; dc != nil {
+		ok, failed, err := dc.Delivered(ctx, wh.ID, time.Now().Add(-time.Hour))
+		if err != nil {
+			return row{}, err
+		}
+		rw.Delivered, rw.Failed = &ok, &failed
+	}
+	return rw, nil
+}
+
+// endpointHost is the host (and port) of an endpoint: enough to
+// recognise it, without a path or query that may carry a token.
+func endpointHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
+
+// detailData is one webhook's page.
+type detailData struct {
+	Row     row
+	Plugins Plugins
+	Test    *Attempt // the result of a test send just made
+	Replays []Replay // when Plugins.Replay is set
+	Filter  AttemptFilter
+	Log     []Attempt // when Plugins.Attempts is set
+	Chart   *chart    // when Plugins.Delivered is set
+	Next    string
+	Notice  string
+}
+
+func (c *Console) detailData(ctx context.Context, v *viewer, id string) (detailData, subscriptions.Webhook, error) {
+	wh, err := c.webhook(ctx, v, id)
+	if err != nil {
+		return detailData{}, wh, err
+	}
+	rw, err := c.row(ctx, wh)
+	if err != nil {
+		return detailData{}, wh, err
+	}
+	return detailData{Row: rw, Plugins: c.cfg.Plugins}, wh, nil
+}
+
+func (c *Console) webhookPage(w http.ResponseWriter, r *http.Request, v *viewer) error {
+	d, wh, err := c.detailData(r.Context(), v, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := c.pluginData(r, wh, &d); err != nil {
+		return err
+	}
+	d.Notice = noticeText(r.URL.Query().Get("done"))
+	c.renderPage(w, r, v, "webhook", d.Row.Name, "webhooks", d)
+	return nil
+}
+
+// webhookState is the fragment console.js polls on a webhook's page.
+func (c *Console) webhookState(w http.ResponseWriter, r *http.Request, v *viewer) error {
+	d, _, err := c.detailData(r.Context(), v, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	c.renderFragment(w, r, v, "webhook", "state", d)
+	return nil
+}
+
+// setEnabled is the enable/disable form: the same store call as PATCH
+// /api/webhooks/{id} with attributes.enabled, in the webhook's own
+// account (the operator acts in any).
+func (c *Console) setEnabled(w http.ResponseWriter, r *http.Request, v *viewer) error {
+	wh, err := c.webhook(r.Context(), v, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	var on bool
+	switch r.PostForm.Get("enabled") {
+	case "true":
+		on = true
+	case "false":
+	default:
+		return &consoleError{status: http.StatusBadRequest, msg: "enabled must be true or false."}
+	}
+	if _, err := c.cfg.Store.Update(r.Context(), wh.AccountID, wh.ID, subscriptions.Patch{Enabled: &on}); err != nil {
+		return err
+	}
+	done := "disabled"
+	if on {
+		done = "enabled"
+	}
+	c.cfg.Log.Info().Str("webhook_id", wh.ID).Str("account_id", wh.AccountID).Bool("enabled", on).
+		Str("by", v.bucket()).Msg("console changed a webhook")
+	http.Redirect(w, r, webhookPath(wh.ID)+"?done="+done, http.StatusSeeOther)
+	return nil
+}
+
+func webhookPath(id string) string { return cookiePath + "webhooks/" + url.PathEscape(id) }
+
+// noticeText is the message shown after an action redirected back.
+func noticeText(done string) string {
+	switch done {
+	case "enabled":
+		return "Enabled: only events published from now on are delivered."
+	case "disabled":
+		return "Disabled: its backlog is dropped and nothing is delivered until it is enabled again."
+	case "replay":
+		return "Replay started."
+	case "secret":
+		return "Secret rotation started."
+	}
+	return ""
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/webhookd/webhookd/api"
+	"github.com/webhookd/webhookd/api/console"
+	"github.com/webhookd/webhookd/api/console/deadletter"
+	"github.com/webhookd/webhookd/subscriptions"
+)
+
+// newConsole wires the web console: the API's keyring and rate limit,
+// the operator key, sessions in Redis, and the dead-letter stream.
+// Features other packages add later plug in through console.Plugins.
+func newConsole(cfg serveConfig, store *subscriptions.Store, keys *subscriptions.Keyring, limiter *api.Limiter,
+	js jetstream.JetStream, rdb redis.UniversalClient, log zerolog.Logger) (*console.Console, error) {
+	ccfg := console.Config{
+		Store:    store,
+		Keys:     keys,
+		Sessions: console.NewRedisSessions(rdb),
+		Limiter:  limiter,
+		Accounts: apiKeyAccounts(cfg),
+		// serve keeps the dispatcher's stream and dead-letter names, which
+		// are the reader's defaults too.
+		DeadLetters: &deadletter.Reader{JS: js, DefaultAccount: cfg.DefaultAccount},
+		Version:     version,
+		Log:         log,
+	}
+	if cfg.AdminKey != "" {
+		op, err := operatorKeyring(cfg.AdminKey, keys)
+		if err != nil {
+			return nil, err
+		}
+		ccfg.Operator = op
+	}
+	return console.New(ccfg)
+}
+
+// operatorKeyring holds the operator key alone. Its errors never quote
+// the key.
+func operatorKeyring(key string, accounts *subscriptions.Keyring) (*subscriptions.Keyring, error) {
+	if _, taken := accounts.Lookup(key); taken {
+		return nil, errors.New("--admin-key: the operator key is also an account's API key; use a key of its own")
+	}
+	op, err := subscriptions.NewKeyring(map[string]string{key: "operator"})
+	if err != nil {
+		return nil, errors.New("--admin-key: must not be empty or contain white space, control characters or commas")
+	}
+	return op, nil
+}
+
+// apiKeyAccounts are the accounts of the configured API keys (and the
+// default account), which the operator sees even before their first
+// webhook.
+func apiKeyAccounts(cfg serveConfig) []string {
+	out := []string{cfg.DefaultAccount}
+	for _, e := range cfg.APIKeys {
+		if i := strings.LastIndexByte(e, '='); i >= 0 {
+			out = append(out, strings.TrimSpace(e[i+1:]))
+		}
+	}
+	return out
+}

@@ -1,0 +1,285 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// consoleAdminKey is the operator key of the browser test's webhookd.
+const consoleAdminKey = "console-operator-key-0123456789"
+
+// TestConsoleInBrowser drives Debian's chromium through a real `webhookd
+// serve`: sign in with an API key, watch a webhook's health turn to "in
+// error" without a reload, re-enable a disabled webhook with its button,
+// read the topics and dead letters, look at the list on a phone, and sign
+// in as the operator. It saves a screenshot of each page under
+// test/artifacts/console (or $WEBHOOKD_CONSOLE_SCREENSHOTS); the README's
+// are copies. It does not depend on the consumption model, so make
+// test's --partitions 0 pass leaves it out (PARTITION_TESTS).
+func TestConsoleInBrowser(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	sink := newSwitchSink(t)
+	p := e.startWebhookd("--api-key", testKey+"=default", "--admin-key", consoleAdminKey)
+	base := p.apiURL(t)
+
+	failing := createNamed(t, base, "Order sync", sink.URL+"/orders")
+	healthy := createNamed(t, base, "Analytics", sink.URL+"/analytics")
+	paused := createNamed(t, base, "CRM export", sink.URL+"/crm")
+	if code := call(t, "PATCH", base+"/api/webhooks/"+paused, fmt.Sprintf(
+		`{"data":{"type":"webhook","id":%q,"attributes":{"enabled":false}}}`, paused), nil); code != http.StatusOK {
+		t.Fatalf("disable CRM export = %d", code)
+	}
+	e.publish(topicSMS, "warm", 3)
+	waitFor(t, 30*time.Second, "both enabled webhooks to receive the first events", func() bool {
+		return sink.hits("/orders") > 0 && sink.hits("/analytics") > 0
+	})
+	e.publishRaw(topicSMS, []byte(`{"data": not json, "note": "<b>bold</b>"}`), "bad-1")
+
+	ctx, shots := newBrowser(t)
+	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, steps...); err != nil {
+			t.Fatalf("%s: %v; the page says: %s", what, err, pageText(ctx))
+		}
+	}
+	eval := func(expr string) any {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[any](expr))
+		if err != nil {
+			t.Fatalf("evaluate %s: %v", expr, err)
+		}
+		return v
+	}
+
+	run("open the sign-in form", chromedp.Navigate(base+"/console/"), chromedp.WaitVisible(chromedp.CSS(`input[name="key"]`)))
+	shots.take(t, ctx, "signin")
+	run("sign in", chromedp.SendKeys(chromedp.CSS(`input[name="key"]`), testKey),
+		chromedp.Submit(chromedp.CSS(`input[name="key"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-id="`+failing+`"]`)))
+	if got := eval(`document.querySelector('.who span').textContent`); got != "account default" {
+		t.Errorf("signed in as %v, want account default", got)
+	}
+	badge := func(id string) string {
+		return fmt.Sprintf(`(document.querySelector('tr[data-id="%s"] .badge') || {}).textContent`, id)
+	}
+	if got := eval(badge(failing)); got != "healthy" {
+		t.Errorf("Order sync is %v before it fails, want healthy", got)
+	}
+
+	// The endpoint starts failing; the open page shows it by itself.
+	eval(`window.consoleTestMarker = "no reload"`)
+	sink.fail.Store(true)
+	e.publish(topicSMS, "fail", 1)
+	run("wait for Order sync to turn to in error", chromedp.Poll[chromedp.Void](badge(failing)+` === "in error"`,
+		chromedp.WithPollingInterval(200*time.Millisecond), chromedp.WithPollingTimeout(60*time.Second)))
+	if got := eval(`window.consoleTestMarker`); got != "no reload" {
+		t.Errorf("the page was reloaded (marker %v): the health must change live", got)
+	}
+	if got := eval(fmt.Sprintf(`document.querySelector('tr[data-id="%s"] .health').textContent`, failing)).(string); !strings.Contains(got, "since") || !strings.Contains(got, "500") {
+		t.Errorf("Order sync's health = %q, want in error since T with the last error (HTTP 500)", got)
+	}
+	if got := eval(badge(healthy)); got != "healthy" {
+		t.Errorf("Analytics is %v, want healthy", got)
+	}
+	shots.take(t, ctx, "webhooks")
+
+	run("open Order sync", chromedp.Navigate(base+"/console/webhooks/"+failing), chromedp.WaitVisible(chromedp.CSS("#state .badge.error")))
+	shots.take(t, ctx, "webhook")
+
+	// Re-enable the disabled webhook with its button.
+	run("open CRM export", chromedp.Navigate(base+"/console/webhooks/"+paused), chromedp.WaitVisible(chromedp.CSS("#state .badge.disabled")))
+	run("enable CRM export", chromedp.Click(chromedp.CSS("#enable")), chromedp.WaitVisible(chromedp.CSS(".notice")),
+		chromedp.WaitVisible(chromedp.CSS("#state .badge.healthy")), chromedp.WaitVisible(chromedp.CSS("#disable")))
+	var doc struct {
+		Data struct {
+			Attributes struct {
+				Enabled bool `json:"enabled"`
+			} `json:"attributes"`
+		} `json:"data"`
+	}
+	if call(t, "GET", base+"/api/webhooks/"+paused, "", &doc); !doc.Data.Attributes.Enabled {
+		t.Error("the API says CRM export is still disabled after Enable")
+	}
+
+	run("open the topics", chromedp.Navigate(base+"/console/topics"), chromedp.WaitVisible(chromedp.CSS("table.topics")))
+	if got := eval(`document.body.textContent.includes("event:klaviyo.sent_sms")`); got != true {
+		t.Error("the topics page does not list event:klaviyo.sent_sms")
+	}
+	shots.take(t, ctx, "topics")
+	run("open the dead letters", chromedp.Navigate(base+"/console/dead-letters"), chromedp.WaitVisible(chromedp.CSS("table.deadletters")))
+	if got := eval(`document.querySelector('table.deadletters').textContent`).(string); !strings.Contains(got, "not_json") || !strings.Contains(got, "<b>bold</b>") {
+		t.Errorf("dead letters = %q, want the not_json event with its payload as text", got)
+	}
+	shots.take(t, ctx, "deadletters")
+
+	// A phone: the list fits the screen's width.
+	run("phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
+		chromedp.Navigate(base+"/console/webhooks"), chromedp.WaitVisible(chromedp.CSS(`tr[data-id="`+failing+`"]`)))
+	if got := eval(`document.documentElement.scrollWidth <= window.innerWidth`); got != true {
+		t.Errorf("on a 390 px screen the page is %v px wide", eval(`document.documentElement.scrollWidth`))
+	}
+	shots.take(t, ctx, "webhooks-phone")
+	run("desktop viewport", chromedp.EmulateReset())
+
+	// Sign out, then in as the operator.
+	run("sign out", chromedp.Click(chromedp.CSS(".who button")), chromedp.WaitVisible(chromedp.CSS(`input[name="key"]`)))
+	run("sign in as operator", chromedp.SendKeys(chromedp.CSS(`input[name="key"]`), consoleAdminKey),
+		chromedp.Submit(chromedp.CSS(`input[name="key"]`)), chromedp.WaitVisible(chromedp.CSS(`tr[data-id="`+failing+`"]`)))
+	if got := eval(`document.querySelector('.who span').textContent`); got != "operator (all accounts)" {
+		t.Errorf("signed in as %v, want the operator", got)
+	}
+	shots.problems(t)
+}
+
+// newBrowser starts headless chromium with a fresh profile and returns a
+// tab's context and the screenshot taker. A chromium that is missing or
+// cannot start fails the test with one line.
+func newBrowser(t *testing.T) (context.Context, *screenshots) {
+	t.Helper()
+	bin, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("chromium is not installed: apt-get install -y chromium (scripts/ensure-deps.sh does it for make test)")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelTab := chromedp.NewContext(actx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 4*time.Minute)
+	t.Cleanup(func() { cancelTimeout(); cancelTab(); cancelAlloc() })
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("chromium (%s) did not start: %v", bin, err)
+	}
+	s := &screenshots{dir: screenshotDir(t)}
+	go func() {
+		for m, err := range chromedp.Console(ctx) {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleException || strings.Contains(m.Text, "Content Security Policy") ||
+				strings.Contains(m.Text, "Refused to") {
+				s.mu.Lock()
+				s.bad = append(s.bad, string(m.Type)+": "+m.Text)
+				s.mu.Unlock()
+			}
+		}
+	}()
+	return ctx, s
+}
+
+// screenshots saves full-page PNGs and collects what the page's console
+// reported against the page (script errors, CSP refusals).
+type screenshots struct {
+	dir string
+	mu  sync.Mutex
+	bad []string
+}
+
+func (s *screenshots) take(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err == nil {
+		err = os.WriteFile(filepath.Join(s.dir, name+".png"), png, 0o644)
+	}
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+}
+
+// problems fails the test for every console error the pages caused.
+func (s *screenshots) problems(t *testing.T) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.bad {
+		t.Errorf("browser console: %s", m)
+	}
+	t.Logf("screenshots in %s", s.dir)
+}
+
+func screenshotDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("WEBHOOKD_CONSOLE_SCREENSHOTS")
+	if dir == "" {
+		dir = filepath.Join("artifacts", "console")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// switchSink answers 200, or 500 once fail is set, and counts requests
+// per path. It does not check signatures: the sink tests do.
+type switchSink struct {
+	*httptest.Server
+	fail atomic.Bool
+	mu   sync.Mutex
+	n    map[string]int
+}
+
+func newSwitchSink(t *testing.T) *switchSink {
+	s := &switchSink{n: map[string]int{}}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.n[r.URL.Path]++
+		s.mu.Unlock()
+		if s.fail.Load() && r.URL.Path == "/orders" {
+			http.Error(w, "failing on purpose", http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *switchSink) hits(path string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n[path]
+}
+
+// createNamed creates a webhook for event:klaviyo.sent_sms through the
+// API and returns its id.
+func createNamed(t *testing.T, base, name, endpoint string) string {
+	t.Helper()
+	body := fmt.Sprintf(`{"data":{"type":"webhook","attributes":{"name":%q,"description":"console test","endpoint_url":%q,"secret_key":%q},`+
+		`"relationships":{"webhook-topics":{"data":[{"type":"webhook-topic","id":%q}]}}}}`, name, endpoint, testSecret, topicSMS)
+	var doc struct {
+		Data struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if code := call(t, "POST", base+"/api/webhooks", body, &doc); code != http.StatusCreated {
+		t.Fatalf("create %s = %d", name, code)
+	}
+	return doc.Data.ID
+}
+
+// pageText is the start of what the page shows, for a failure message.
+func pageText(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+	if err != nil {
+		return "(unreadable: " + err.Error() + ")"
+	}
+	return tail(strings.Join(strings.Fields(text), " "), 600)
+}
