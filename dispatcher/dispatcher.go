@@ -43,6 +43,7 @@ type Dispatcher struct {
 	log     zerolog.Logger
 	rec     *reconciler
 	part    *partitioned // nil: per-webhook consumption
+	dead    *deadLetterer
 	stats   *Stats
 }
 
@@ -114,7 +115,7 @@ func New(cfg Config, js jetstream.JetStream, store Store, log zerolog.Logger) (*
 		problem: make(map[string]string),
 	}
 	fleet.heal = func(string) { rec.requestFullPass() }
-	d := &Dispatcher{cfg: cfg, streams: st, store: store, log: log, rec: rec, stats: stats}
+	d := &Dispatcher{cfg: cfg, streams: st, store: store, log: log, rec: rec, stats: stats, dead: c.dead}
 	if cfg.Partitions > 0 {
 		p, err := newPartitioned(cfg, js, store, c, rec, log, stats)
 		if err != nil {
@@ -150,6 +151,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		return d.part.run(ctx, d.cfg, d.store, d.log, d.stats)
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return strays(gctx, d.cfg, d.streams.js, d.dead, d.log) })
 	g.Go(func() error { return d.rec.Run(gctx) })
 	g.Go(func() error { return sweep(gctx, d.cfg, d.store, d.log, d.stats) })
 	g.Go(func() error { return catalog(gctx, d.cfg, d.streams, d.store, d.log) })
