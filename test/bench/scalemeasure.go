@@ -138,8 +138,9 @@ func (s *scaleEnv) measureCost(ctx context.Context) error {
 	for _, c := range []struct {
 		dst      *costRun
 		subjects []string
-	}{{&s.fig.CostSpread, spread}, {&s.fig.CostOne, one}} {
-		r, err := s.drainQuiet(ctx, c.subjects, s.b.cfg.scaleEvents)
+		name     string
+	}{{&s.fig.CostSpread, spread, "spread"}, {&s.fig.CostOne, one, "one"}} {
+		r, err := s.drainQuiet(ctx, c.subjects, s.b.cfg.scaleEvents, "scale-cost-"+c.name)
 		if err != nil {
 			return err
 		}
@@ -151,7 +152,7 @@ func (s *scaleEnv) measureCost(ctx context.Context) error {
 // drainQuiet publishes n events over subjects with the replicas stopped,
 // starts them and measures from the first fetched event until every
 // partition has acknowledged everything.
-func (s *scaleEnv) drainQuiet(ctx context.Context, subjects []string, n int) (costRun, error) {
+func (s *scaleEnv) drainQuiet(ctx context.Context, subjects []string, n int, profile string) (costRun, error) {
 	s.stopReplicas()
 	pr, err := s.pub.publish(ctx, subjects, n, 0)
 	if err != nil {
@@ -169,6 +170,8 @@ func (s *scaleEnv) drainQuiet(ctx context.Context, subjects []string, n int) (co
 		return costRun{}, err
 	}
 	m := startMeter(s.pids(), "")
+	waitProfile := s.startProfile(ctx, s.b.profilePath(profile), s.b.cfg.profileFor) // replica a
+	defer waitProfile()
 	watch := s.watchDrain(nil)
 	err = waitFor(ctx, s.wd, 5*time.Minute, fmt.Sprintf("%s events acknowledged", count(n)), func() bool {
 		ok, _ := watch.done(ctx)
@@ -240,7 +243,7 @@ func (s *scaleEnv) measureDead(ctx context.Context) error {
 		if enabled {
 			subjects = append(subjects, hookSubject(deadAcct, 0))
 		}
-		rate, err := s.healthyDrain(ctx, healthy.id, subjects, n)
+		rate, err := s.healthyDrain(ctx, healthy.id, subjects, n, fmt.Sprintf("scale-dead-%d-%s", phase, [3]string{"alone", "busy", "refusing"}[kind]))
 		if err != nil {
 			return err
 		}
@@ -262,7 +265,7 @@ func (s *scaleEnv) measureDead(ctx context.Context) error {
 // for the dead one when subjects has two) with the replicas stopped,
 // starts them and returns the healthy webhook's events/s from its first
 // delivery to its last.
-func (s *scaleEnv) healthyDrain(ctx context.Context, id string, subjects []string, n int) (float64, error) {
+func (s *scaleEnv) healthyDrain(ctx context.Context, id string, subjects []string, n int, profile string) (float64, error) {
 	s.stopReplicas()
 	if err := s.sink.reset(ctx); err != nil {
 		return 0, err
@@ -281,6 +284,10 @@ func (s *scaleEnv) healthyDrain(ctx context.Context, id string, subjects []strin
 	}); err != nil {
 		return 0, err
 	}
+	// The healthy webhook's partition may be on either replica; the
+	// profile is replica a's.
+	waitProfile := s.startProfile(ctx, s.b.profilePath(profile), s.b.cfg.profileFor)
+	defer waitProfile()
 	var st sinkStats
 	err := waitFor(ctx, s.wd, 5*time.Minute, "healthy webhook's backlog", func() bool {
 		var err error
