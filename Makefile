@@ -24,7 +24,7 @@ sdk-deps: deps
 
 # PARTITION_TESTS are the end-to-end tests of partitioned consumption
 # itself (owners, retry subjects); the per-webhook pass leaves them out.
-PARTITION_TESTS := ^(TestRegistryChangesWhileEventsFlow|TestDeadNeighbourDoesNotSlowItsPartition|TestPartitionsMoveWithReplicas|TestRetryRunnerStartsWhileOthersDrain|TestRetrySubjectDrainsAfterRecovery|TestDisablePurgesRetrySubject)$$
+PARTITION_TESTS := ^(TestRegistryChangesWhileEventsFlow|TestDeadNeighbourDoesNotSlowItsPartition|TestPartitionsMoveWithReplicas|TestRetryRunnerStartsWhileOthersDrain|TestRetrySubjectDrainsAfterRecovery|TestDisablePurgesRetrySubject|TestRetryConsumerHealed)$$
 
 # FUZZ lists package:target pairs; each gets a short fuzz run after the
 # tests (their seed corpora also run as plain tests above).
