@@ -135,11 +135,24 @@ func (s *scaleEnv) measureCost(ctx context.Context) error {
 	for _, t := range quietTopics {
 		one = append(one, t+"."+scaleAccount(0))
 	}
+	// few: one account in each partition, so every partition consumer
+	// works as in spread, but over a handful of subjects: spread vs few
+	// is the cost of many subjects, few vs one that of many partitions.
+	var few []string
+	covered := make(map[int]bool)
+	for a := 0; len(covered) < s.partitions; a++ {
+		if k := partitionOf(scaleAccount(a), s.partitions); !covered[k] {
+			covered[k] = true
+			for _, t := range quietTopics {
+				few = append(few, t+"."+scaleAccount(a))
+			}
+		}
+	}
 	for _, c := range []struct {
 		dst      *costRun
 		subjects []string
 		name     string
-	}{{&s.fig.CostSpread, spread, "spread"}, {&s.fig.CostOne, one, "one"}} {
+	}{{&s.fig.CostSpread, spread, "spread"}, {&s.fig.CostOne, one, "one"}, {&s.fig.CostFew, few, "few"}} {
 		r, err := s.drainQuiet(ctx, c.subjects, s.b.cfg.scaleEvents, "scale-cost-"+c.name)
 		if err != nil {
 			return err
@@ -170,8 +183,7 @@ func (s *scaleEnv) drainQuiet(ctx context.Context, subjects []string, n int, pro
 		return costRun{}, err
 	}
 	m := startMeter(s.pids(), "")
-	waitProfile := s.startProfile(ctx, s.b.profilePath(profile), s.b.cfg.profileFor) // replica a
-	defer waitProfile()
+	defer s.profileBoth(ctx, profile)()
 	watch := s.watchDrain(nil)
 	err = waitFor(ctx, s.wd, 5*time.Minute, fmt.Sprintf("%s events acknowledged", count(n)), func() bool {
 		ok, _ := watch.done(ctx)
@@ -284,10 +296,8 @@ func (s *scaleEnv) healthyDrain(ctx context.Context, id string, subjects []strin
 	}); err != nil {
 		return 0, err
 	}
-	// The healthy webhook's partition may be on either replica; the
-	// profile is replica a's.
-	waitProfile := s.startProfile(ctx, s.b.profilePath(profile), s.b.cfg.profileFor)
-	defer waitProfile()
+	// The healthy webhook's partition may be on either replica.
+	defer s.profileBoth(ctx, profile)()
 	var st sinkStats
 	err := waitFor(ctx, s.wd, 5*time.Minute, "healthy webhook's backlog", func() bool {
 		var err error
@@ -314,4 +324,22 @@ func median(v []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// profileBoth saves a CPU profile of each replica (--profile), as
+// <name>-a and <name>-b; wait for them with the returned function.
+func (s *scaleEnv) profileBoth(ctx context.Context, name string) (wait func()) {
+	var waits []func()
+	for i, r := range s.replicas {
+		if r == nil || r.metricsURL == "" {
+			continue
+		}
+		url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", r.metricsURL, max(1, int(s.b.cfg.profileFor.Seconds())))
+		waits = append(waits, s.startProfileURL(ctx, url, s.b.profilePath(fmt.Sprintf("%s-%c", name, 'a'+i)), s.b.cfg.profileFor))
+	}
+	return func() {
+		for _, w := range waits {
+			w()
+		}
+	}
 }
