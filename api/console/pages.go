@@ -27,6 +27,13 @@ var funcs = template.FuncMap{
 	},
 	"iso":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"list": func(s ...string) []string { return s },
+	// formtime is t as a datetime-local input's value, UTC.
+	"formtime": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format("2006-01-02T15:04")
+	},
 }
 
 func parsePages() (*pages, error) {
