@@ -154,12 +154,12 @@ type detailData struct {
 	Replays []Replay // when Plugins.Replay is set; in the live part
 	// Rotation is the staged secret rotation; nil when none.
 	Rotation *rotation
-	Filter  AttemptFilter
-	Log     []Attempt // when Plugins.Attempts is set
-	Chart   *chart    // when Plugins.Delivered is set
-	Next    string
-	NextURL string // the next page's query, filter kept
-	Notice  string
+	Filter   AttemptFilter
+	Log      []Attempt // when Plugins.Attempts is set
+	Chart    *chart    // when Plugins.Delivered is set
+	Next     string
+	NextURL  string // the next page's query, filter kept
+	Notice   string
 }
 
 func (c *Console) detailData(ctx context.Context, v *viewer, id string) (detailData, subscriptions.Webhook, error) {
