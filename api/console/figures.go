@@ -73,15 +73,15 @@ func (c *Console) figures(ctx context.Context, wh subscriptions.Webhook, rw *row
 		return
 	}
 	old, ok := c.figs.get(wh.ID)
-	if ok && (time.Since(old.at) < figureTTL || b != nil && b.left <= 0) {
-		rw.Backlog, rw.Delivered, rw.Failed = old.backlog, old.delivered, old.failed
-		return
-	}
-	if !ok && b != nil && b.left <= 0 {
-		rw.Pending = true
-		return
-	}
-	if b != nil {
+	if b != nil { // the list
+		switch {
+		case ok && (time.Since(old.at) < figureTTL || b.left <= 0):
+			rw.Backlog, rw.Delivered, rw.Failed = old.backlog, old.delivered, old.failed
+			return
+		case b.left <= 0:
+			rw.Pending = true
+			return
+		}
 		b.left--
 	}
 	f := figure{at: time.Now()}

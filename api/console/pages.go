@@ -27,6 +27,13 @@ var funcs = template.FuncMap{
 	},
 	"iso":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"list": func(s ...string) []string { return s },
+	// dur is a duration to three significant places or so: 554µs, 12.35ms.
+	"dur": func(d time.Duration) time.Duration {
+		if d < time.Millisecond {
+			return d.Round(time.Microsecond)
+		}
+		return d.Round(10 * time.Microsecond)
+	},
 	// formtime is t as a datetime-local input's value, UTC.
 	"formtime": func(t time.Time) string {
 		if t.IsZero() {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -278,6 +279,13 @@ func TestListFiguresWithinBudget(t *testing.T) {
 	b.get("/console/webhooks/rows")
 	if f.backlogs != 25 {
 		t.Errorf("a third list within the figures' lifetime read %d backlogs, want still 25", f.backlogs)
+	}
+	// A webhook's own page and its live part read afresh.
+	id := regexp.MustCompile(`data-id="([^"]+)"`).FindStringSubmatch(p.body)[1]
+	b.get("/console/webhooks/" + id)
+	b.get("/console/webhooks/" + id + "/state")
+	if f.backlogs != 27 {
+		t.Errorf("after a webhook's page and its live part %d backlogs were read, want 27", f.backlogs)
 	}
 }
 
