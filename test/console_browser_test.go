@@ -99,6 +99,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	if got := eval(badge(healthy)); got != "healthy" {
 		t.Errorf("Analytics is %v, want healthy", got)
 	}
+	// The list's delivered counts (kept 10 s per row) catch up by themselves.
+	run("wait for Order sync's failed attempts in the list", chromedp.Poll[chromedp.Void](fmt.Sprintf(
+		`/[1-9][0-9]* failed/.test(document.querySelector('tr[data-id="%s"] td[data-label="Delivered, last hour"]').textContent)`, failing),
+		chromedp.WithPollingInterval(200*time.Millisecond), chromedp.WithPollingTimeout(60*time.Second)))
 	shots.take(t, ctx, "webhooks")
 
 	// Its page: the attempt log (written off the hot path, so reload until

@@ -187,7 +187,7 @@ func (c *Console) rotateSecret(w http.ResponseWriter, r *http.Request, v *viewer
 	if err := p.RotateSecret(r.Context(), wh, secret, overlap); err != nil {
 		return err
 	}
-	c.cfg.Log.Info().Str("webhook_id", wh.ID).Str("account_id", wh.AccountID).Dur("overlap", overlap).
+	c.cfg.Log.Info().Str("webhook_id", wh.ID).Str("account_id", wh.AccountID).Int64("overlap_ms", overlap.Milliseconds()).
 		Str("by", v.bucket()).Msg("console started a secret rotation")
 	http.Redirect(w, r, webhookPath(wh.ID)+"?done=secret", http.StatusSeeOther)
 	return nil

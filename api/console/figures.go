@@ -16,7 +16,7 @@ import (
 // has been read (500 / 20 polls × 2 s = 50 s). A webhook's own page
 // always reads its figures afresh.
 const (
-	figureTTL    = 30 * time.Second
+	figureTTL    = 10 * time.Second
 	figureBudget = 20
 )
 

@@ -200,10 +200,12 @@ func (p rotatePlug) RotateSecret(ctx context.Context, wh subscriptions.Webhook, 
 	now := time.Now()
 	nr := subscriptions.NewRotation{Secret: secret, RetireAt: now.Add(overlap)}
 	if probs := nr.Check(now); len(probs) > 0 {
+		// The form's words for the API's fields.
 		msg := probs[0].Message
-		if probs[0].Field == "retire_previous_at" {
+		switch probs[0].Field {
+		case "retire_previous_at":
 			msg = "The overlap may be at most 720h (30 days)."
-		} else if probs[0].Field == "secret_key" {
+		case "secret_key":
 			msg = "The new secret must be " + strconv.Itoa(subscriptions.MinSecretLen) + " to " +
 				strconv.Itoa(subscriptions.MaxSecretLen) + " bytes long."
 		}

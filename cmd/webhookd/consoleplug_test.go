@@ -162,7 +162,7 @@ func TestConsoleDispatchErrors(t *testing.T) {
 		t.Errorf("dispatchErr(ErrNotAvailable) = %v, want console.ErrUnavailable", got)
 	}
 	other := errors.New("nats: timeout")
-	if got := dispatchErr(other); got != other {
+	if got := dispatchErr(other); got != other { //nolint:errorlint // the very error, not one wrapping it
 		t.Errorf("dispatchErr(%v) = %v, want it unchanged (a 500)", other, got)
 	}
 }
