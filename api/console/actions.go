@@ -1,6 +1,7 @@
 package console
 
 import (
+	"errors"
 	"maps"
 	"net/http"
 	"net/url"
@@ -97,14 +98,23 @@ func (c *Console) testSend(w http.ResponseWriter, r *http.Request, v *viewer) er
 		return err
 	}
 	a, err := p.SendTest(r.Context(), wh)
-	if err != nil {
+	status := http.StatusOK
+	var ce *consoleError
+	switch {
+	case errors.As(err, &ce): // e.g. 429, no free slot: said inline, beside the button
+		status, d.TestError = ce.status, ce.msg
+		if ce.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int((ce.retryAfter+time.Second-1)/time.Second)))
+		}
+	case err != nil:
 		return err
+	default:
+		d.Test = &a
 	}
 	if err := c.pluginData(r, wh, &d); err != nil {
 		return err
 	}
-	d.Test = &a
-	c.renderPage(w, r, v, "webhook", d.Row.Name, "webhooks", d)
+	c.renderPageStatus(w, r, status, v, "webhook", d.Row.Name, "webhooks", d)
 	return nil
 }
 

@@ -86,7 +86,12 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, nam
 
 // renderPage writes a signed-in page.
 func (c *Console) renderPage(w http.ResponseWriter, r *http.Request, v *viewer, name, title, nav string, data any) {
-	c.renderView(w, r, http.StatusOK, name, "layout.html", view{Title: title, Nav: nav, Viewer: v, CSRF: v.CSRF,
+	c.renderPageStatus(w, r, http.StatusOK, v, name, title, nav, data)
+}
+
+// renderPageStatus writes a signed-in page with status.
+func (c *Console) renderPageStatus(w http.ResponseWriter, r *http.Request, status int, v *viewer, name, title, nav string, data any) {
+	c.renderView(w, r, status, name, "layout.html", view{Title: title, Nav: nav, Viewer: v, CSRF: v.CSRF,
 		Data: data, Version: c.cfg.Version, Poll: int(c.cfg.Poll / time.Millisecond)})
 }
 

@@ -244,8 +244,9 @@ func TestPluginErrorsShown(t *testing.T) {
 	wh := e.webhook(accountA, "errs", nil)
 	b := e.signedIn(keyA)
 	b.get("/console/webhooks/" + wh.ID)
-	if p := b.post("/console/webhooks/"+wh.ID+"/test", nil); p.status != http.StatusTooManyRequests || !strings.Contains(p.body, "Every in-flight request slot is in use.") {
-		t.Errorf("test send without a slot = %d, want 429 with the message", p.status)
+	if p := b.post("/console/webhooks/"+wh.ID+"/test", nil); p.status != http.StatusTooManyRequests ||
+		!strings.Contains(p.body, `<p id="test-result" class="result failed" role="alert">Every in-flight request slot is in use.</p>`) {
+		t.Errorf("test send without a slot = %d, want 429 with the message inline on the webhook's page", p.status)
 	}
 	p := b.post("/console/webhooks/"+wh.ID+"/replays", url.Values{"from": {"2026-12-01T10:00"}, "to": {"2026-12-01T11:00"}})
 	if p.status != http.StatusConflict || !strings.Contains(p.body, "This webhook is disabled.") {

@@ -151,7 +151,9 @@ type detailData struct {
 	Row     row
 	Plugins Plugins
 	Test    *Attempt // the result of a test send just made
-	Replays []Replay // when Plugins.Replay is set; in the live part
+	// TestError is why a test send just asked for was not made.
+	TestError string
+	Replays   []Replay // when Plugins.Replay is set; in the live part
 	// Rotation is the staged secret rotation; nil when none.
 	Rotation *rotation
 	Filter   AttemptFilter
