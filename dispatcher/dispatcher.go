@@ -152,7 +152,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	xctx, stopExtras := context.WithCancel(context.WithoutCancel(ctx))
 	xdone := make(chan error, 1)
 	go func() { xdone <- d.ext.run(xctx) }()
-	defer func() { stopExtras(); _ = <-xdone }() // after delivery: the last transitions are still reported
+	// After delivery, so the last transitions are still reported.
+	defer func() {
+		stopExtras()
+		if err := <-xdone; err != nil {
+			d.log.Warn().Err(err).Msg("replays, test sends and operator events stopped with an error")
+		}
+	}()
 	if d.part != nil {
 		return d.part.run(ctx, d.cfg, d.store, d.log, d.stats)
 	}
