@@ -228,28 +228,3 @@ func rotationOf(wh subscriptions.Webhook, now time.Time) *rotation {
 	}
 	return r
 }
-
-// flowsPage lists the flow webhooks of the viewer's accounts.
-func (c *Console) flowsPage(w http.ResponseWriter, r *http.Request, v *viewer) error {
-	d := flowsData{Available: c.cfg.Plugins.Flows != nil}
-	if d.Available {
-		accounts := []string{v.Account}
-		if v.Operator {
-			accounts = c.cfg.Accounts
-		}
-		for _, a := range accounts {
-			fs, err := c.cfg.Plugins.Flows.Flows(r.Context(), a)
-			if err != nil {
-				return err
-			}
-			d.Flows = append(d.Flows, fs...)
-		}
-	}
-	c.renderPage(w, r, v, "flows", "Flows", "flows", d)
-	return nil
-}
-
-type flowsData struct {
-	Available bool
-	Flows     []Flow
-}

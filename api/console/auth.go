@@ -67,9 +67,12 @@ func (c *Console) fragment(h handlerFunc) http.Handler {
 
 // action serves a state-changing form post: it needs a session, a
 // same-origin request and the session's CSRF token.
-func (c *Console) action(h handlerFunc) http.Handler {
+func (c *Console) action(h handlerFunc) http.Handler { return c.actionSized(maxFormBytes, h) }
+
+// actionSized is action for a form of up to limit bytes.
+func (c *Console) actionSized(limit int64, h handlerFunc) http.Handler {
 	return c.signedIn(func(w http.ResponseWriter, r *http.Request, v *viewer) error {
-		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		if !sameOrigin(r) || !validCSRF(r, v.CSRF) {
 			return errCSRF
 		}

@@ -11,7 +11,7 @@
 // sessions.go), so every replica accepts them and logout revokes them.
 //
 // Sections that depend on features built elsewhere (attempt log, test
-// send, replay, secret rotation, backlog, delivered counts) plug in
+// send, replay, secret rotation, backlog, delivered counts, flows) plug in
 // through the small interfaces in plugins.go; a nil one makes its section
 // say "not available in this build".
 package console
@@ -141,6 +141,8 @@ func (c *Console) routes() *http.ServeMux {
 	mux.Handle("GET /console/topics", c.page(c.topicsPage))
 	mux.Handle("GET /console/dead-letters", c.page(c.deadLettersPage))
 	mux.Handle("GET /console/flows", c.page(c.flowsPage))
+	mux.Handle("GET /console/flows/{id}", c.page(c.flowPage))
+	mux.Handle("POST /console/flows/{id}/preview", c.actionSized(previewForm, c.preview))
 
 	mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
 		c.errorPage(w, r, nil, http.StatusNotFound, "There is no such page.")

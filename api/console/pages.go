@@ -27,6 +27,7 @@ var funcs = template.FuncMap{
 	},
 	"iso":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"list": func(s ...string) []string { return s },
+	"inc":  func(i int) int { return i + 1 },
 	// dur is a duration to three significant places or so: 554µs, 12.35ms.
 	"dur": func(d time.Duration) time.Duration {
 		if d < time.Millisecond {

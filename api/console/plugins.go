@@ -26,7 +26,7 @@ type Plugins struct {
 	Replay Replayer
 	// Secrets: staged secret rotation.
 	Secrets SecretRotator
-	// Flows: flow webhooks (issue 9); no build sets it yet.
+	// Flows: flow webhooks (issue 9) and their template preview.
 	Flows FlowReader
 }
 
@@ -126,17 +126,4 @@ type Replayer interface {
 // errors are UserErrors.
 type SecretRotator interface {
 	RotateSecret(ctx context.Context, wh subscriptions.Webhook, secret string, overlap time.Duration) error
-}
-
-// FlowReader lists an account's flow webhooks (issue 9). It is declared
-// so the section has its place; until a build sets it the page says
-// "not available in this build".
-type FlowReader interface {
-	Flows(ctx context.Context, account string) ([]Flow, error)
-}
-
-// Flow is one flow webhook as the console lists it.
-type Flow struct {
-	ID, Name, Status string
-	Actions          int
 }

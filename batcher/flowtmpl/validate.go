@@ -21,14 +21,24 @@ const sampleEvent = `{"data":{"type":"event","id":"4vRpBT5cNe8","attributes":{
 // and profile; the output must be JSON. It returns an *Error naming the
 // template line for syntax errors.
 func Validate(src string, lim Limits, org Organization) error {
+	_, err := RenderSample(src, lim, org)
+	return err
+}
+
+// RenderSample is Validate that returns the output: src rendered with
+// the sample event and profile under lim (a template preview).
+func RenderSample(src string, lim Limits, org Organization) ([]byte, error) {
 	t, err := Parse(src, lim)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ev, err := ParseEvent([]byte(sampleEvent))
 	if err != nil {
-		return err // the sample is a constant: a programming error
+		return nil, err // the sample is a constant: a programming error
 	}
-	_, err = t.RenderJSON(ev.Context(org))
-	return err
+	return t.RenderJSON(ev.Context(org))
 }
+
+// SampleEvent is the sample event Validate and RenderSample render
+// with, as the events API returns it (the profile included).
+func SampleEvent() string { return sampleEvent }

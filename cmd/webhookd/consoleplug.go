@@ -16,14 +16,15 @@ import (
 
 // The console's plug-ins (console.Plugins) on the real features: the
 // dispatcher's backlog, test send and replays, the attempt log's reader,
-// and the store's staged rotation. They translate types and turn the
+// the store's staged rotation, and the flows store with the template
+// sandbox. They translate types and turn the
 // features' errors into the messages the console shows.
 
 // consolePlugins wires what this process has; reader is nil when the
 // attempt log is off (its sections then say "not available").
-func consolePlugins(d *dispatcher.Dispatcher, reader *activity.Reader, store *subscriptions.Store) console.Plugins {
+func consolePlugins(d *dispatcher.Dispatcher, reader *activity.Reader, store *subscriptions.Store, fp flowPlug) console.Plugins {
 	dp := dispatchPlug{d: d}
-	p := console.Plugins{Backlog: dp, Test: dp, Replay: dp, Secrets: rotatePlug{store: store}}
+	p := console.Plugins{Backlog: dp, Test: dp, Replay: dp, Secrets: rotatePlug{store: store}, Flows: fp}
 	if reader != nil {
 		lp := logPlug{r: reader}
 		p.Attempts, p.Delivered = lp, lp

@@ -136,13 +136,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if attempts != nil {
 		reader = activity.NewReader(cfg.activityConfig(met), js)
 	}
-	con, err := newConsole(cfg, store, keys, limiter, js, rdb.Client, consolePlugins(disp, reader, store),
+	flowStore := flows.NewStore(rdb.Client)
+	fcfg := cfg.flowConfig()
+	con, err := newConsole(cfg, store, keys, limiter, js, rdb.Client,
+		consolePlugins(disp, reader, store, flowPlug{store: flowStore, org: fcfg.Organization}),
 		log.With().Str("component", "console").Logger())
 	if err != nil {
 		return err
 	}
-	flowStore := flows.NewStore(rdb.Client)
-	fcfg := cfg.flowConfig()
 	fcfg.Activity = dcfg.Activity
 	flowDelivery := dflows.New(fcfg, js, flowStore, log.With().Str("component", "flows").Logger())
 	met.RegisterFlows(flowDelivery.Stats())
