@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,7 +26,8 @@ const consoleAdminKey = "console-operator-key-0123456789"
 // error" without a reload, read its attempt log and chart, run a test
 // send (result inline) and a replay (progress live until done),
 // re-enable a disabled webhook with its button,
-// read the topics and dead letters, look at the list on a phone, and sign
+// read the topics and dead letters, see a flow webhook's action, counts
+// and attempts and preview its template, look at the list on a phone, and sign
 // in as the operator. It saves a screenshot of each page under
 // test/artifacts/console (or $WEBHOOKD_CONSOLE_SCREENSHOTS); the README's
 // are copies. It does not depend on the consumption model, so make
@@ -179,6 +181,52 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("dead letters = %q, want the not_json event with its payload as text", got)
 	}
 	shots.take(t, ctx, "deadletters")
+
+	// A flow webhook, created and made live through the API and triggered
+	// by Placed Orders: the Flows page shows its action and counts, its
+	// page the attempts, and a template preview renders with the sample
+	// event (its error too, with the line).
+	flowID, actionID := createFlow(t, base, topicOrder, sink.URL+"/flow", `{"email": "{{ person.email }}", "total": {{ event.value }}}`)
+	// Publish until delivery's index has the flow; poll the counts gently
+	// (the API's rate limit is the console's too).
+	for deadline := time.Now().Add(60 * time.Second); counts(t, base, actionID)["delivered"] < 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("the flow delivered nothing in 60s")
+		}
+		e.publishRaw(topicOrder, orderEvent(fmt.Sprintf("ord-%d", time.Now().UnixNano()), 12.5, 1), "")
+		time.Sleep(time.Second)
+	}
+	run("open the flows", chromedp.Navigate(base+"/console/flows"), chromedp.WaitVisible(chromedp.CSS(`tr[data-id="`+flowID+`"]`)))
+	row := eval(fmt.Sprintf(`document.querySelector('tr[data-id="%s"]').textContent`, flowID)).(string)
+	if !strings.Contains(row, "erp") || !strings.Contains(row, strings.TrimPrefix(sink.URL, "http://")) || !strings.Contains(row, "live") ||
+		!regexpMatch(`[1-9][0-9]* delivered`, row) {
+		t.Errorf("the flow's row reads %q, want its action erp, the sink's host, live and its deliveries", row)
+	}
+	shots.take(t, ctx, "flows")
+	waitFor(t, 60*time.Second, "the flow action's attempts on its page", func() bool {
+		run("open the flow", chromedp.Navigate(base+"/console/flows/"+flowID), chromedp.WaitVisible(chromedp.CSS(`form.preview textarea`)))
+		return eval(`!!document.querySelector('table.attempts tr.o-delivered')`) == true
+	})
+	if got := eval(`document.querySelector('section.action').textContent`).(string); !strings.Contains(got, "X-Shop-Token: t0********") ||
+		strings.Contains(got, "t0k3n-secret") {
+		t.Errorf("the action's section reads %q, want its header masked", got)
+	}
+	// role: status when it renders, alert for a fault.
+	preview := func(body, role string) {
+		t.Helper()
+		eval(fmt.Sprintf(`document.querySelector('form.preview textarea').value = %q`, body))
+		run("preview "+body, chromedp.Click(chromedp.CSS(`form.preview button`)),
+			chromedp.WaitVisible(chromedp.CSS(`#preview-result[role="`+role+`"]`)))
+	}
+	preview(`{"hi": "{{ person.first_name }}", "n": {{ event.Quantity }}}`, "status")
+	if got := eval(`document.querySelector('#preview-result').textContent`).(string); !strings.Contains(got, `"hi": "Ada"`) || !strings.Contains(got, `"n": 2`) {
+		t.Errorf("the preview reads %q, want the sample's first name and quantity", got)
+	}
+	shots.take(t, ctx, "flow")
+	preview("{\n{% if %}\n}", "alert")
+	if got := eval(`document.querySelector('#preview-result[role="alert"]').textContent`).(string); !strings.Contains(got, "line 2") {
+		t.Errorf("the faulty preview reads %q, want its line", got)
+	}
 
 	// A phone: the list fits the screen's width.
 	run("phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
@@ -336,3 +384,5 @@ func pageText(ctx context.Context) string {
 	}
 	return tail(strings.Join(strings.Fields(text), " "), 600)
 }
+
+func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
