@@ -89,7 +89,7 @@ func TestFlowActionActivity(t *testing.T) {
 			"data.0.attributes.last_status": 200.0, "data.0.attributes.skip_reason": nil, "data.0.attributes.error": nil,
 			"data.0.attributes.next_attempt_at": nil, "data.0.relationships.last-attempt.data.type": "webhook-attempt",
 			"data.1.attributes.next_attempt_at": at(doc, "data.1.attributes.next_attempt_at"), // checked below
-			"data.2.attributes.skip_reason": "render_error", "data.2.attributes.attempts": 0.0,
+			"data.2.attributes.skip_reason":     "render_error", "data.2.attributes.attempts": 0.0,
 			"data.2.attributes.last_status": nil, "data.2.attributes.last_attempted_at": nil,
 			"data.2.attributes.error":       "line 1: unexpected end of template",
 			"data.3.attributes.skip_reason": "client_error", "data.3.attributes.last_status": 400.0,
