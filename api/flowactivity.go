@@ -221,25 +221,8 @@ func (s *server) flowActionActivity(w http.ResponseWriter, r *http.Request, acco
 	if err != nil {
 		return err
 	}
-	// The reader calls Match newest first, once per stored attempt, so
-	// the first attempt of an event met is its newest; seen is bounded by
-	// the reader's scan budget.
-	now, firstPage := time.Now(), q.Before == 0
-	seen := map[string]bool{}
-	rows := map[string]activityAttributes{} // by attempt id
-	q.Match = func(a *activity.Attempt) bool {
-		ev := eventID(a)
-		if seen[ev] {
-			return false
-		}
-		seen[ev] = true
-		row, ok := activityRow(a, now, firstPage)
-		if !ok || !filter.match(&row) {
-			return false
-		}
-		rows[a.ID] = row
-		return true
-	}
+	var rows map[string]activityAttributes
+	q.Match, rows = activityMatcher(time.Now(), q.Before == 0, filter)
 	page, err := s.cfg.Attempts.List(r.Context(), account, id, q)
 	if err != nil {
 		return err
@@ -269,6 +252,28 @@ func (s *server) flowActionActivity(w http.ResponseWriter, r *http.Request, acco
 		"counts": map[string]int64{activityDelivered: c.Delivered, activitySkipped: c.Skipped, activityWaiting: c.Waiting},
 	}})
 	return nil
+}
+
+// activityMatcher returns the reader's Match for an activity page and
+// the rows it accepted, by attempt id. The reader calls Match newest
+// first, once per stored attempt, so the first attempt of an event met
+// is its newest; seen is bounded by the reader's scan budget.
+func activityMatcher(now time.Time, firstPage bool, filter activityFilter) (func(*activity.Attempt) bool, map[string]activityAttributes) {
+	seen := map[string]bool{}
+	rows := map[string]activityAttributes{}
+	return func(a *activity.Attempt) bool {
+		ev := eventID(a)
+		if seen[ev] {
+			return false
+		}
+		seen[ev] = true
+		row, ok := activityRow(a, now, firstPage)
+		if !ok || !filter.match(&row) {
+			return false
+		}
+		rows[a.ID] = row
+		return true
+	}, rows
 }
 
 // escapeFilter quotes s for a double-quoted filter string.
