@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -272,5 +273,48 @@ func TestFlowActionActivityEndToEnd(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("another account's activity = %d, want 404", resp.StatusCode)
+	}
+}
+
+// A retry that comes due after its action stopped being live sends
+// nothing; the event's row says skipped, action_not_live, and no longer
+// waiting.
+func TestFlowActionActivityNotLive(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.startDispatcher()
+	w, apiURL := attemptLogAPI(t, e)
+	d := e.startFlows(func(c *dflows.Config) { c.Activity = w; c.RetryBase = time.Second })
+	var requests atomic.Int32
+	rcv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+		requests.Add(1)
+		rw.Header().Set("Retry-After", "3")
+		rw.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(rcv.Close)
+	flowID, actionID := createFlow(t, apiURL, topicOrder, rcv.URL, `{"id": "{{ event.id }}"}`, d)
+	e.publishRaw(topicOrder, personEvent("ev-stop", "stop@example.com", `"value": 1`), "ev-stop")
+	activityURL := apiURL + "/webhookd/flow-actions/" + actionID + "/activity"
+	waitFor(t, 30*time.Second, "the 503 recorded", func() bool {
+		rows, _ := byEvent(t, activityURL)
+		return rows["ev-stop"].Attributes.Attempts == 1
+	})
+	draft := fmt.Sprintf(`{"data":{"type":"flow","id":%q,"attributes":{"status":"draft"}}}`, flowID)
+	if st := call(t, "PATCH", apiURL+"/api/flows/"+flowID, draft, nil); st != http.StatusOK {
+		t.Fatalf("PATCH flow draft = %d", st)
+	}
+	var rows map[string]activityRow
+	waitFor(t, 60*time.Second, "the event skipped as not live", func() bool {
+		rows, _ = byEvent(t, activityURL)
+		return rows["ev-stop"].Attributes.Status == "skipped"
+	})
+	r := rows["ev-stop"].Attributes
+	// Normally one request; more if this machine took over 3 s to make
+	// the flow a draft.
+	if n := int(requests.Load()); r.SkipReason == nil || *r.SkipReason != "action_not_live" || r.Attempts != n || r.Email == nil || *r.Email != "stop@example.com" {
+		t.Errorf("row = %+v, want skipped (action_not_live) after the receiver's %d requests, with the email", r, n)
+	}
+	if c := counts(t, apiURL, actionID); c["skipped"] != 1 || c["waiting_to_retry"] != 0 {
+		t.Errorf("counts = %v, want 1 skipped, none waiting", c)
 	}
 }
