@@ -205,7 +205,7 @@ func TestFlowActionActivityEndToEnd(t *testing.T) {
 		return rows["ev-retry"].Attributes.Status == "delivered"
 	})
 	check("ev-retry", "delivered", "", 2, 200)
-	if r := rows["ev-retry"].Attributes; r.First == nil || r.Last == nil || *r.First >= *r.Last || r.Next != nil {
+	if r := rows["ev-retry"].Attributes; r.First == nil || r.Last == nil || !parseTime(t, *r.First).Before(parseTime(t, *r.Last)) || r.Next != nil {
 		t.Errorf("retried row = %+v, want first < last attempt and no next attempt", r)
 	}
 	if len(rows) != 5 {
@@ -317,4 +317,13 @@ func TestFlowActionActivityNotLive(t *testing.T) {
 	if c := counts(t, apiURL, actionID); c["skipped"] != 1 || c["waiting_to_retry"] != 0 {
 		t.Errorf("counts = %v, want 1 skipped, none waiting", c)
 	}
+}
+
+func parseTime(t *testing.T, s string) time.Time {
+	t.Helper()
+	v, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.Fatalf("time %q: %v", s, err)
+	}
+	return v
 }
