@@ -36,7 +36,7 @@ sdk-deps: deps
 # itself (owners, retry subjects); the per-webhook pass leaves them out.
 # So it does TestConsoleInBrowser, which tests the console, not the
 # consumption model, and need not drive chromium twice.
-PARTITION_TESTS := ^(TestRegistryChangesWhileEventsFlow|TestDeadNeighbourDoesNotSlowItsPartition|TestPartitionsMoveWithReplicas|TestRetryRunnerStartsWhileOthersDrain|TestRetrySubjectDrainsAfterRecovery|TestDisablePurgesRetrySubject|TestConsoleInBrowser)$$
+PARTITION_TESTS := ^(TestRegistryChangesWhileEventsFlow|TestDeadNeighbourDoesNotSlowItsPartition|TestPartitionsMoveWithReplicas|TestRetryRunnerStartsWhileOthersDrain|TestRetrySubjectDrainsAfterRecovery|TestDisablePurgesRetrySubject|TestConsoleInBrowser|TestRetryConsumerHealed)$$
 
 # FUZZ lists package:target pairs; each gets a short fuzz run after the
 # tests (their seed corpora also run as plain tests above).

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"fmt"
 	"net/http"
 	"net/url"
 	"time"
@@ -11,11 +10,6 @@ import (
 
 // rotationType is the JSON:API type of a staged secret rotation.
 const rotationType = "webhook-secret-rotation"
-
-// promoteSlack is how far in the past promote_at may lie and still be
-// taken as "now": a client that sends its own clock's now arrives a
-// little later, and clocks drift.
-const promoteSlack = time.Minute
 
 // The states of a rotation, derived from its schedule and the clock.
 const (
@@ -136,39 +130,20 @@ func parseRotation(body []byte, now time.Time) (subscriptions.NewRotation, error
 	a := attributes{raw: doc.Data.Attributes, errs: &errs}
 	var nr subscriptions.NewRotation
 	a.required("secret_key")
-	if secret, ok := a.str("secret_key"); ok {
-		if n := len(secret); n < subscriptions.MinSecretLen || n > subscriptions.MaxSecretLen {
-			errs = append(errs, invalid(a.pointer("secret_key"), fmt.Sprintf(
-				"secret_key must be %d to %d bytes long.", subscriptions.MinSecretLen, subscriptions.MaxSecretLen)))
-		}
+	secret, hasSecret := a.str("secret_key")
+	if hasSecret {
 		nr.Secret = a.nonEmpty("secret_key", secret)
 	}
 	// Omitted times are left zero: the store fills them in on Redis's
-	// clock (promote now, retire DefaultOverlap later); promote stands
-	// for the effective time in the checks below.
-	promote, hasPromote := a.time("promote_at")
-	if hasPromote && promote.Before(now.Add(-promoteSlack)) {
-		errs = append(errs, invalid(a.pointer("promote_at"), "promote_at is in the past; omit it to promote now."))
-		hasPromote = false
-	}
-	if !hasPromote || promote.Before(now) {
-		promote = now
-	} else {
-		nr.PromoteAt = promote
-	}
-	if retire, ok := a.time("retire_previous_at"); ok {
-		switch {
-		case !retire.After(now):
-			errs = append(errs, invalid(a.pointer("retire_previous_at"), "retire_previous_at is in the past."))
-		case !retire.After(promote):
-			errs = append(errs, invalid(a.pointer("retire_previous_at"), "retire_previous_at must be after promote_at."))
-		case retire.Sub(now) > subscriptions.MaxRotationWindow:
-			errs = append(errs, invalid(a.pointer("retire_previous_at"), "retire_previous_at may be at most 30 days from now."))
+	// clock (promote now, retire DefaultOverlap later). A time that does
+	// not parse is left zero too, its error already recorded.
+	nr.PromoteAt, _ = a.time("promote_at")
+	nr.RetireAt, _ = a.time("retire_previous_at")
+	for _, p := range nr.Check(now) {
+		if p.Field == "secret_key" && !hasSecret {
+			continue // the required error says it
 		}
-		nr.RetireAt = retire
-	}
-	if promote.Sub(now) >= subscriptions.MaxRotationWindow {
-		errs = append(errs, invalid(a.pointer("promote_at"), "promote_at may be at most 30 days from now."))
+		errs = append(errs, invalid(a.pointer(p.Field), p.Message))
 	}
 	return nr, errs.err()
 }

@@ -43,6 +43,7 @@ type Dispatcher struct {
 	log     zerolog.Logger
 	rec     *reconciler
 	part    *partitioned // nil: per-webhook consumption
+	dead    *deadLetterer
 	stats   *Stats
 	ext     *extras // replays, test sends, operator events (recovery.go); nil without an extraStore
 }
@@ -115,7 +116,7 @@ func New(cfg Config, js jetstream.JetStream, store Store, log zerolog.Logger) (*
 		problem: make(map[string]string),
 	}
 	fleet.heal = func(string) { rec.requestFullPass() }
-	d := &Dispatcher{cfg: cfg, streams: st, store: store, log: log, rec: rec, stats: stats}
+	d := &Dispatcher{cfg: cfg, streams: st, store: store, log: log, rec: rec, stats: stats, dead: c.dead}
 	d.ext = newExtras(cfg, js, store, c, log)
 	if cfg.Partitions > 0 {
 		p, err := newPartitioned(cfg, js, store, c, rec, log, stats)
@@ -151,11 +152,18 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	xctx, stopExtras := context.WithCancel(context.WithoutCancel(ctx))
 	xdone := make(chan error, 1)
 	go func() { xdone <- d.ext.run(xctx) }()
-	defer func() { stopExtras(); <-xdone }() // after delivery: the last transitions are still reported
+	// After delivery, so the last transitions are still reported.
+	defer func() {
+		stopExtras()
+		if err := <-xdone; err != nil {
+			d.log.Warn().Err(err).Msg("replays, test sends and operator events stopped with an error")
+		}
+	}()
 	if d.part != nil {
 		return d.part.run(ctx, d.cfg, d.store, d.log, d.stats)
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return strays(gctx, d.cfg, d.streams.js, d.dead, d.log) })
 	g.Go(func() error { return d.rec.Run(gctx) })
 	g.Go(func() error { return sweep(gctx, d.cfg, d.store, d.log, d.stats) })
 	g.Go(func() error { return catalog(gctx, d.cfg, d.streams, d.store, d.log) })

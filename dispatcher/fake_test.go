@@ -22,6 +22,7 @@ type fakeStore struct {
 	epoch         string
 	lost          bool              // ExtendSlot reports the lease expired
 	undeliverable map[string]string // id -> reason, as set
+	activeSince   time.Time         // what AcquireSlot reports (the webhook's, in Redis)
 	setCalls      int
 	failures      int
 	successes     int
@@ -66,7 +67,7 @@ func (f *fakeStore) SetUndeliverable(_ context.Context, id, reason string) error
 }
 
 func (f *fakeStore) AcquireSlot(context.Context, string, string, int, time.Duration) (subscriptions.Slot, error) {
-	return subscriptions.Slot{Acquired: true}, nil
+	return subscriptions.Slot{Acquired: true, ActiveSince: f.activeSince}, nil
 }
 
 func (f *fakeStore) ExtendSlot(context.Context, string, string, time.Duration) (bool, error) {

@@ -17,8 +17,9 @@ import (
 // had it, never a loss.
 type fan struct {
 	msg     jetstream.Msg
-	subject string // as published (the partition prefix removed)
-	release func() // gives the event's bytes back to the budget
+	subject string                 // as published (the partition prefix removed)
+	md      *jetstream.MsgMetadata // msg's, parsed once for every share
+	release func()                 // gives the event's bytes back to the budget
 
 	mu     sync.Mutex
 	left   int  // shares not settled yet
@@ -83,12 +84,17 @@ func (s *share) once() bool {
 	return true
 }
 
-func (s *share) Metadata() (*jetstream.MsgMetadata, error) { return s.f.msg.Metadata() }
-func (s *share) Data() []byte                              { return s.f.msg.Data() }
-func (s *share) Headers() nats.Header                      { return s.f.msg.Headers() }
-func (s *share) Subject() string                           { return s.f.subject }
-func (s *share) Reply() string                             { return "" }
-func (s *share) InProgress() error                         { return s.f.msg.InProgress() }
+func (s *share) Metadata() (*jetstream.MsgMetadata, error) {
+	if s.f.md != nil {
+		return s.f.md, nil
+	}
+	return s.f.msg.Metadata()
+}
+func (s *share) Data() []byte         { return s.f.msg.Data() }
+func (s *share) Headers() nats.Header { return s.f.msg.Headers() }
+func (s *share) Subject() string      { return s.f.subject }
+func (s *share) Reply() string        { return "" }
+func (s *share) InProgress() error    { return s.f.msg.InProgress() }
 
 // Ack settles the share: the webhook has the event.
 func (s *share) Ack() error {

@@ -191,10 +191,6 @@ func (h *hook) send(batch []*share) {
 		}
 		return
 	}
-	batch = dropStale(*w, batch)
-	if len(batch) == 0 {
-		return
-	}
 	if w.State.Retrying {
 		h.divert(batch)
 		return
@@ -219,8 +215,12 @@ func (h *hook) send(batch []*share) {
 			h.gone(batch)
 			return
 		case slot.Acquired:
-			// Redis's ActiveSince is newer than the index's if a re-enable
-			// has not reached it yet: events stored before it are dropped.
+			// The one activation check of a batch: the slot script reads
+			// the webhook's ActiveSince in Redis, which is never older than
+			// the index's (a re-enable may not have reached the index yet).
+			// Events stored before it are dropped: a re-enable delivers
+			// only new events. (route's check on the index's ActiveSince
+			// only spares queueing events that are obviously too old.)
 			if batch = dropStaleBefore(slot.ActiveSince, batch); len(batch) == 0 {
 				_ = hs.slots.ReleaseSlot(ctx, h.id, holder)
 				h.local.Release(1)
@@ -271,13 +271,6 @@ func (h *hook) gone(batch []*share) {
 	for _, s := range batch {
 		_ = s.Ack()
 	}
-}
-
-// dropStale acknowledges (drops) the shares stored before w's current
-// activation: they were queued when w was disabled, and it was enabled
-// again since (a re-enable delivers only new events).
-func dropStale(w subscriptions.Webhook, batch []*share) []*share {
-	return dropStaleBefore(w.ActiveSince, batch)
 }
 
 // dropStaleBefore acknowledges (drops) the shares stored before since.

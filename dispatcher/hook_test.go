@@ -123,7 +123,9 @@ func TestHookDivertsOverdueQueue(t *testing.T) {
 
 // Events stored before the webhook's current activation (queued while
 // it was disabled; it was enabled again since) are acknowledged and
-// never delivered; newer events of the same batch are.
+// never delivered; newer events of the same batch are. The activation
+// is the one the slot script reads in Redis (the index may not have the
+// re-enable yet).
 func TestHookDropsStaleShares(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -151,7 +153,8 @@ func TestHookDropsStaleShares(t *testing.T) {
 					t.Fatalf("events stored at the same time %v: cannot tell them apart", next.Timestamp)
 				}
 			}
-			hs := newTestHooks(t, e, &fakeStore{}, rt, lookup{w.ID: &w})
+			old := e.w // the index's view: the re-enable has not reached it
+			hs := newTestHooks(t, e, &fakeStore{activeSince: w.ActiveSince}, rt, lookup{w.ID: &old})
 			var fans []*testFan
 			for _, m := range msgs {
 				tf := newTestFan(newSpy(m), 1)

@@ -55,6 +55,9 @@ type indexData struct {
 	byID    map[string]*subscriptions.Webhook
 	targets map[targetKey][]*subscriptions.Webhook // enabled webhooks only
 	strs    map[string]interned
+	// retrying are the enabled webhooks whose retrying flag is set (the
+	// retry keeper reads it twice a second: not a scan of byID).
+	retrying map[string]*subscriptions.Webhook
 }
 
 func newIndexData(n int) *indexData {
@@ -62,6 +65,8 @@ func newIndexData(n int) *indexData {
 		byID:    make(map[string]*subscriptions.Webhook, n),
 		targets: make(map[targetKey][]*subscriptions.Webhook, n),
 		strs:    make(map[string]interned),
+
+		retrying: make(map[string]*subscriptions.Webhook),
 	}
 }
 
@@ -84,6 +89,9 @@ func (d *indexData) put(v subscriptions.Webhook) *subscriptions.Webhook {
 	if !w.Enabled {
 		return w
 	}
+	if w.State.Retrying {
+		d.retrying[w.ID] = w
+	}
 	for _, t := range w.Topics {
 		k := targetKey{w.AccountID, t}
 		old := d.targets[k]
@@ -100,6 +108,7 @@ func (d *indexData) remove(id string) *subscriptions.Webhook {
 		return nil
 	}
 	delete(d.byID, id)
+	delete(d.retrying, id)
 	if w.Enabled {
 		for _, t := range w.Topics {
 			k := targetKey{w.AccountID, t}

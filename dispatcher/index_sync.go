@@ -64,16 +64,12 @@ func (x *index) syncAfter(ctx context.Context, t time.Time) error {
 var errIndexNotFollowing = errors.New("dispatcher: the webhook index is not following the change feed yet")
 
 // retrying returns the enabled webhooks whose retrying flag is set.
-// It scans the index (about 10 ns a webhook), so callers poll it at the
-// reconcile interval, not per event.
 func (x *index) retrying() []*subscriptions.Webhook {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	var out []*subscriptions.Webhook
-	for _, w := range x.data.byID {
-		if w.Enabled && w.State.Retrying {
-			out = append(out, w)
-		}
+	out := make([]*subscriptions.Webhook, 0, len(x.data.retrying))
+	for _, w := range x.data.retrying {
+		out = append(out, w)
 	}
 	return out
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"github.com/webhookd/webhookd/subscriptions"
 )
@@ -265,5 +266,41 @@ func TestIndexRedisOutage(t *testing.T) {
 	ixWait(t, "a change after the outage", func() bool { return cmp.Equal(ixTargets(e.x, "a", ixSMS), []string{"o2"}) })
 	if n := e.log.count(down); n != 1 {
 		t.Errorf("the outage was logged %d times in all, want 1", n)
+	}
+}
+
+// TestIndexRetryingSet: retrying() is the enabled webhooks with the
+// retrying flag, kept as changes are applied (not a scan).
+func TestIndexRetryingSet(t *testing.T) {
+	x := newIndex(nil, "default", zerolog.Nop())
+	ids := func() []string {
+		var out []string
+		for _, w := range x.retrying() {
+			out = append(out, w.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	w := subscriptions.Webhook{ID: "w1", AccountID: "a", Enabled: true, Topics: []string{ixSMS}}
+	other := subscriptions.Webhook{ID: "w2", AccountID: "a", Enabled: true, Topics: []string{ixSMS}}
+	other.State.Retrying = true
+	x.apply(other.ID, &other)
+	steps := []struct {
+		name string
+		do   func()
+		want []string
+	}{
+		{"created, not retrying", func() { x.apply(w.ID, &w) }, []string{"w2"}},
+		{"flag set", func() { w.State.Retrying = true; x.apply(w.ID, &w) }, []string{"w1", "w2"}},
+		{"disabled", func() { w.Enabled = false; x.apply(w.ID, &w) }, []string{"w2"}},
+		{"enabled again, still flagged", func() { w.Enabled = true; x.apply(w.ID, &w) }, []string{"w1", "w2"}},
+		{"flag cleared", func() { w.State.Retrying = false; x.apply(w.ID, &w) }, []string{"w2"}},
+		{"other deleted", func() { x.apply(other.ID, nil) }, nil},
+	}
+	for _, s := range steps {
+		s.do()
+		if got := ids(); !slices.Equal(got, s.want) {
+			t.Errorf("%s: retrying() = %v, want %v", s.name, got, s.want)
+		}
 	}
 }

@@ -85,6 +85,7 @@ func (p *partitioned) run(ctx context.Context, cfg Config, states stateStore, lo
 	g.Go(func() error { return p.topics.Run(gctx) })
 	g.Go(func() error { return p.keeper.Run(gctx) })
 	g.Go(func() error { return p.owner.Run(gctx) })
+	g.Go(func() error { return strays(gctx, cfg, p.parts.js, p.parts.dead, log) })
 	g.Go(func() error { return sweep(gctx, cfg, states, log, stats) })
 	err := g.Wait()
 	// Shutdown order: the owner stopped the partitions (no new events);

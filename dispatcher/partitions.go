@@ -237,7 +237,8 @@ func (ps *partitions) cycle(ctx context.Context, cons jetstream.Consumer) error 
 }
 
 // route fans m out to the webhooks of its account subscribed to its
-// topic that were active when it was stored.
+// topic that were active when it was stored, as far as the index knows:
+// the slot script's ActiveSince (hook.send) is the check that decides.
 func (ps *partitions) route(ctx context.Context, m jetstream.Msg, release func()) {
 	subject := unpartition(m.Subject())
 	topic, account, err := ParseSubject(subject, ps.cfg.DefaultAccount)
@@ -246,7 +247,7 @@ func (ps *partitions) route(ctx context.Context, m jetstream.Msg, release func()
 		release()
 		return
 	}
-	ps.topics.note(account, topic)
+	ps.topics.note(subject, account, topic)
 	md, err := m.Metadata()
 	if err != nil {
 		_ = m.Nak()
@@ -265,7 +266,7 @@ func (ps *partitions) route(ctx context.Context, m jetstream.Msg, release func()
 		release()
 		return
 	}
-	f := &fan{msg: m, subject: subject, release: release, left: n}
+	f := &fan{msg: m, subject: subject, md: md, release: release, left: n}
 	for _, w := range targets {
 		if !md.Timestamp.Before(w.ActiveSince) {
 			ps.hooks.push(w.ID, &share{f: f, webhook: w.ID, retry: ps.retry})
@@ -283,44 +284,5 @@ func (ps *partitions) stopAll() {
 	ps.mu.Unlock()
 	for _, k := range ks {
 		ps.stop(k)
-	}
-}
-
-// topicNoter adds topics seen on partitions to their account's catalog,
-// once per topic per replica, off the fetch loop.
-type topicNoter struct {
-	cat  topicCatalog
-	log  zerolog.Logger
-	seen sync.Map // account + "\x00" + topic -> true
-	work chan [2]string
-}
-
-func newTopicNoter(cat topicCatalog, log zerolog.Logger) *topicNoter {
-	return &topicNoter{cat: cat, log: log, work: make(chan [2]string, 1024)}
-}
-
-func (t *topicNoter) note(account, topic string) {
-	key := account + "\x00" + topic
-	if _, ok := t.seen.Load(key); ok {
-		return
-	}
-	select {
-	case t.work <- [2]string{account, topic}:
-		t.seen.Store(key, true)
-	default: // busy: noted again with a later event
-	}
-}
-
-// Run records noted topics until ctx is done.
-func (t *topicNoter) Run(ctx context.Context) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case at := <-t.work:
-			if err := t.cat.AddTopics(ctx, at[0], at[1]); err != nil {
-				t.seen.Delete(at[0] + "\x00" + at[1]) // Redis away: again next time
-			}
-		}
 	}
 }

@@ -55,7 +55,13 @@ type retrier struct {
 	log   zerolog.Logger
 
 	work chan pendingDivert // published, waiting for the PubAck
-	warn zerolog.Logger     // log sampled: a failure may hit every event
+	// window holds a token per copy published and not yet settled: at
+	// most divertWindow, below nats.go's own limit of async publishes in
+	// flight (4,000), so a burst of diverts waits here (its pump holds its
+	// events, within the byte budget) instead of stalling in the client
+	// and being handed back whole.
+	window chan struct{}
+	warn   zerolog.Logger // log sampled: a failure may hit every event
 
 	mu      sync.Mutex
 	flagged map[string]time.Time // webhook id -> when its flag was last set
@@ -68,7 +74,8 @@ type pendingDivert struct {
 }
 
 func newRetrier(cfg Config, js jetstream.JetStream, flags retryFlagger, log zerolog.Logger) *retrier {
-	return &retrier{cfg: cfg, js: js, flags: flags, log: log, work: make(chan pendingDivert, 4096),
+	return &retrier{cfg: cfg, js: js, flags: flags, log: log,
+		work: make(chan pendingDivert, divertWindow), window: make(chan struct{}, divertWindow),
 		warn:    log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute}),
 		flagged: make(map[string]time.Time)}
 }
@@ -96,8 +103,10 @@ func (rt *retrier) divert(s *share) {
 		m.Header.Set(jetstream.MsgIDHeader, md.Stream+":"+strconv.FormatUint(md.Sequence.Stream, 10)+":"+
 			strconv.FormatInt(md.Timestamp.UnixNano(), 10)+":"+s.webhook)
 	}
+	rt.window <- struct{}{}
 	ack, err := rt.js.PublishMsgAsync(m)
 	if err != nil {
+		<-rt.window
 		rt.warn.Warn().Err(err).Str("webhook_id", s.webhook).Msg("moving an event to its retry subject; handed back")
 		s.f.settle(false)
 		return
@@ -107,6 +116,9 @@ func (rt *retrier) divert(s *share) {
 
 // divertTimeout bounds the wait for a retry copy's PubAck.
 const divertTimeout = 10 * time.Second
+
+// divertWindow is how many retry copies may wait for their PubAck.
+const divertWindow = 2048
 
 // flag makes sure the webhook's retrying flag is set before its events
 // are copied to its retry subject, so that a consumer exists for them.
@@ -143,8 +155,12 @@ func (rt *retrier) flag(id string) error {
 // run settles diverted shares as their PubAcks arrive, until close is
 // called and everything diverted before is settled.
 func (rt *retrier) run() {
+	// One timer for all: PubAcks come in publish order, and so do the
+	// deadlines.
+	t := time.NewTimer(divertTimeout)
+	defer t.Stop()
 	for p := range rt.work {
-		t := time.NewTimer(time.Until(p.deadline))
+		t.Reset(time.Until(p.deadline))
 		select {
 		case <-p.ack.Ok():
 			p.s.f.settle(true)
@@ -154,7 +170,7 @@ func (rt *retrier) run() {
 		case <-t.C:
 			p.s.f.settle(false) // NATS away: the partition event comes again
 		}
-		t.Stop()
+		<-rt.window
 	}
 }
 

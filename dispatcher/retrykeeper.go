@@ -133,8 +133,13 @@ func (k *retryKeeper) tick(ctx context.Context) {
 	var stop []string
 	purge := make(map[string]uint64) // id -> purge below this sequence (0: all)
 	next := uint64(0)                // the retry stream's next sequence, read once
-	if st, err := k.js.Stream(ctx, k.cfg.retryStream()); err == nil {
-		next = st.CachedInfo().State.LastSeq + 1
+	nextSeq := func() uint64 {       // and only when a disabled webhook needs it
+		if next == 0 {
+			if st, err := k.js.Stream(ctx, k.cfg.retryStream()); err == nil {
+				next = st.CachedInfo().State.LastSeq + 1
+			}
+		}
+		return next
 	}
 	for _, id := range k.fleet.ids() {
 		if want[id] {
@@ -147,11 +152,11 @@ func (k *retryKeeper) tick(ctx context.Context) {
 		switch {
 		case !ok:
 			stop, purge[id] = append(stop, id), 0 // deleted: everything
-		case !w.Enabled && next > 0:
+		case !w.Enabled && nextSeq() > 0:
 			// Disabled: what its subject holds now is dropped; events a
 			// re-enable may already have sent there come later in the
 			// stream and are kept.
-			stop, purge[id] = append(stop, id), next
+			stop, purge[id] = append(stop, id), nextSeq()
 		case k.empty(ctx, id):
 			stop = append(stop, id)
 		}

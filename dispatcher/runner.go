@@ -99,9 +99,11 @@ func (r *runner) loop(ctx context.Context) {
 			if ctx.Err() == nil && pause == 0 {
 				r.log.Warn().Err(err).Msg("fetching events; retrying")
 			}
-			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
-				cons = nil
-			}
+			// A fresh handle next time, whatever the error: a pull on a
+			// deleted consumer can also fail as "no responders" or a
+			// missed heartbeat, and only the lookup then says it is gone
+			// (and has it made again).
+			cons = nil
 			pause = nextPause(pause)
 		default:
 			pause = wait

@@ -80,6 +80,51 @@ type NewRotation struct {
 	RetireAt  time.Time
 }
 
+// PromoteSlack is how far in the past PromoteAt may lie and still be
+// taken as now: a client that sends its own clock's now arrives a little
+// later, and clocks drift.
+const PromoteSlack = time.Minute
+
+// RotationProblem is one faulty field of a NewRotation: Field is the
+// API's attribute name (secret_key, promote_at, retire_previous_at).
+type RotationProblem struct {
+	Field, Message string
+}
+
+// Check validates nr against now, the rules every caller of Rotate
+// applies (the API and the console): the secret's length, PromoteAt at
+// most PromoteSlack in the past and within MaxRotationWindow, RetireAt
+// in the future, after PromoteAt and within MaxRotationWindow. A
+// PromoteAt in the past (within the slack) is cleared: promote now.
+func (nr *NewRotation) Check(now time.Time) []RotationProblem {
+	var out []RotationProblem
+	if n := len(nr.Secret); n < MinSecretLen || n > MaxSecretLen {
+		out = append(out, RotationProblem{"secret_key", fmt.Sprintf("secret_key must be %d to %d bytes long.", MinSecretLen, MaxSecretLen)})
+	}
+	promote := nr.PromoteAt
+	if !promote.IsZero() && promote.Before(now.Add(-PromoteSlack)) {
+		out = append(out, RotationProblem{"promote_at", "promote_at is in the past; omit it to promote now."})
+		promote = time.Time{}
+	}
+	if promote.IsZero() || promote.Before(now) {
+		promote, nr.PromoteAt = now, time.Time{}
+	}
+	if retire := nr.RetireAt; !retire.IsZero() {
+		switch {
+		case !retire.After(now):
+			out = append(out, RotationProblem{"retire_previous_at", "retire_previous_at is in the past."})
+		case !retire.After(promote):
+			out = append(out, RotationProblem{"retire_previous_at", "retire_previous_at must be after promote_at."})
+		case retire.Sub(now) > MaxRotationWindow:
+			out = append(out, RotationProblem{"retire_previous_at", "retire_previous_at may be at most 30 days from now."})
+		}
+	}
+	if promote.Sub(now) >= MaxRotationWindow {
+		out = append(out, RotationProblem{"promote_at", "promote_at may be at most 30 days from now."})
+	}
+	return out
+}
+
 // Secrets returns the secrets that sign a request sent at now, primary
 // first: the webhook's secret alone; during a rotation both, the
 // previous one first until PromoteAt and the new one first from then;
@@ -133,8 +178,8 @@ return {'ok', redis.call('HGETALL', KEYS[1])}
 // Rotate starts a staged rotation of the secret of webhook id of
 // account and returns the webhook with it (Webhook.Rotation). A webhook
 // of another account is ErrNotFound; a rotation still in its window is
-// ErrRotationPending. The caller validates the secret and times (the API
-// does; see MinSecretLen, MaxRotationWindow); Rotate only refuses an
+// ErrRotationPending. The caller validates the secret and times
+// (NewRotation.Check); Rotate only refuses an
 // empty secret or a retire time not after the promote time (ErrInvalid).
 // A promote time in the past is taken as now.
 func (s *Store) Rotate(ctx context.Context, account, id string, nr NewRotation) (Webhook, error) {

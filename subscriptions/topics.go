@@ -88,6 +88,32 @@ func (s *Store) AddTopics(ctx context.Context, account string, topics ...string)
 	return nil
 }
 
+// AddTopicsMany is AddTopics for several accounts in one round trip
+// (a pipeline): the partition runners note new topics in bursts, one
+// per new subject, and traffic over thousands of accounts would
+// otherwise cost one Redis round trip each.
+func (s *Store) AddTopicsMany(ctx context.Context, byAccount map[string][]string) error {
+	pipe := s.rdb.Pipeline()
+	for account, topics := range byAccount {
+		var add []any
+		for _, t := range topics {
+			if t != "" && !isKlaviyoTopic(t) {
+				add = append(add, t)
+			}
+		}
+		if len(add) > 0 {
+			pipe.SAdd(ctx, keyTopics(account), add...)
+		}
+	}
+	if pipe.Len() == 0 {
+		return nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("subscriptions: add topics: %w", err)
+	}
+	return nil
+}
+
 // checkTopics validates topics against the account's catalog and returns
 // them sorted and unique. The first topic not in the catalog is returned
 // as a *TopicError with its index in the request. The account's seen set

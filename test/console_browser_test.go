@@ -22,7 +22,9 @@ const consoleAdminKey = "console-operator-key-0123456789"
 
 // TestConsoleInBrowser drives Debian's chromium through a real `webhookd
 // serve`: sign in with an API key, watch a webhook's health turn to "in
-// error" without a reload, re-enable a disabled webhook with its button,
+// error" without a reload, read its attempt log and chart, run a test
+// send (result inline) and a replay (progress live until done),
+// re-enable a disabled webhook with its button,
 // read the topics and dead letters, look at the list on a phone, and sign
 // in as the operator. It saves a screenshot of each page under
 // test/artifacts/console (or $WEBHOOKD_CONSOLE_SCREENSHOTS); the README's
@@ -30,6 +32,7 @@ const consoleAdminKey = "console-operator-key-0123456789"
 // test's --partitions 0 pass leaves it out (PARTITION_TESTS).
 func TestConsoleInBrowser(t *testing.T) {
 	t.Parallel()
+	began := time.Now().UTC().Add(-time.Minute) // a replay's window starts here
 	e := newEnv(t, nil)
 	sink := newSwitchSink(t)
 	p := e.startWebhookd("--api-key", testKey+"=default", "--admin-key", consoleAdminKey)
@@ -96,10 +99,60 @@ func TestConsoleInBrowser(t *testing.T) {
 	if got := eval(badge(healthy)); got != "healthy" {
 		t.Errorf("Analytics is %v, want healthy", got)
 	}
+	// The list's delivered counts (kept 10 s per row) catch up by themselves.
+	run("wait for Order sync's failed attempts in the list", chromedp.Poll[chromedp.Void](fmt.Sprintf(
+		`/[1-9][0-9]* failed/.test(document.querySelector('tr[data-id="%s"] td[data-label="Delivered, last hour"]').textContent)`, failing),
+		chromedp.WithPollingInterval(200*time.Millisecond), chromedp.WithPollingTimeout(60*time.Second)))
 	shots.take(t, ctx, "webhooks")
 
-	run("open Order sync", chromedp.Navigate(base+"/console/webhooks/"+failing), chromedp.WaitVisible(chromedp.CSS("#state .badge.error")))
+	// Its page: the attempt log (written off the hot path, so reload until
+	// the failures are in) and the chart from it.
+	waitFor(t, 60*time.Second, "Order sync's failed attempts in the console's attempt log", func() bool {
+		run("open Order sync", chromedp.Navigate(base+"/console/webhooks/"+failing), chromedp.WaitVisible(chromedp.CSS("#state .badge.error")))
+		return eval(`!!document.querySelector('table.attempts tr.o-failed') && !!document.querySelector('svg.chart rect.failed[height]:not([height="0"])')`) == true
+	})
+	if got := eval(`document.querySelector('table.attempts tr.o-failed').textContent`).(string); !strings.Contains(got, "server_error") ||
+		!strings.Contains(got, "failing on purpose") {
+		t.Errorf("a failed attempt reads %q, want its error class and the response excerpt", got)
+	}
+	if got := eval(`document.querySelector('#state').textContent`).(string); !strings.Contains(got, "failed attempts") {
+		t.Errorf("Order sync's state lacks the delivered count of the last hour: %q", got)
+	}
 	shots.take(t, ctx, "webhook")
+
+	// A test send to Analytics: the attempt is shown inline.
+	run("open Analytics", chromedp.Navigate(base+"/console/webhooks/"+healthy), chromedp.WaitVisible(chromedp.CSS("#state .badge.healthy")))
+	before := sink.hits("/analytics")
+	run("test send", chromedp.Click(chromedp.CSS(`form[action$="/test"] button`)), chromedp.WaitVisible(chromedp.CSS("#test-result")))
+	if got := eval(`document.querySelector('#test-result').textContent`).(string); !strings.Contains(got, "Test delivered (HTTP 200)") {
+		t.Errorf("test send result = %q, want delivered with HTTP 200", got)
+	}
+	if sink.hits("/analytics") <= before {
+		t.Error("the test send did not reach the endpoint")
+	}
+	shots.take(t, ctx, "testsend")
+
+	// A replay of Analytics' window since the test began: its progress
+	// shows live and reaches done without a reload.
+	run("open Analytics again", chromedp.Navigate(base+"/console/webhooks/"+healthy), chromedp.WaitVisible(chromedp.CSS(`form[action$="/replays"]`)))
+	eval(fmt.Sprintf(`document.querySelector('input[name="from"]').value = %q; document.querySelector('input[name="to"]').value = %q; window.consoleTestMarker = "no reload"`,
+		began.Format("2006-01-02T15:04"), time.Now().UTC().Add(2*time.Minute).Format("2006-01-02T15:04")))
+	before = sink.hits("/analytics")
+	run("start the replay", chromedp.Click(chromedp.CSS(`form[action$="/replays"] button`)), chromedp.WaitVisible(chromedp.CSS(".notice")),
+		chromedp.WaitVisible(chromedp.CSS("table.replays")))
+	eval(`window.consoleTestMarker = "no reload"`)
+	run("wait for the replay to finish", chromedp.Poll[chromedp.Void](`!!document.querySelector('table.replays tr.r-done')`,
+		chromedp.WithPollingInterval(200*time.Millisecond), chromedp.WithPollingTimeout(60*time.Second)))
+	if got := eval(`window.consoleTestMarker`); got != "no reload" {
+		t.Errorf("the page was reloaded (marker %v): replay progress must update live", got)
+	}
+	if got := eval(`document.querySelector('table.replays tr.r-done').textContent`).(string); !strings.Contains(got, "sent of") || strings.Contains(got, " 0 sent of 0 found") {
+		t.Errorf("the finished replay reads %q, want the events it sent", got)
+	}
+	if sink.hits("/analytics") <= before {
+		t.Error("the replay sent nothing to the endpoint")
+	}
+	shots.take(t, ctx, "replay")
 
 	// Re-enable the disabled webhook with its button.
 	run("open CRM export", chromedp.Navigate(base+"/console/webhooks/"+paused), chromedp.WaitVisible(chromedp.CSS("#state .badge.disabled")))

@@ -1,16 +1,21 @@
 package test
 
 import (
+	"context"
 	"net/http"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/webhookd/webhookd/dispatcher"
+	"github.com/webhookd/webhookd/subscriptions"
 )
 
-// Issue 14, the dead-neighbour scenario: a webhook whose endpoint refuses
-// everything shares a partition with a healthy webhook. The healthy
+// Issue 14, the dead-neighbour scenario, at 10,000 webhooks: a webhook
+// whose endpoint refuses everything shares a partition with a healthy
+// webhook, among idleWebhooks others (a thousand accounts of ten, none
+// of which gets an event). The healthy
 // webhook's backlog is delivered first alone, then with the dead one's
 // events interleaved in the same partition; the test proves the second
 // takes at most twice the first plus 3 s, that the dead webhook's events
@@ -20,6 +25,7 @@ func TestDeadNeighbourDoesNotSlowItsPartition(t *testing.T) {
 	n := needPartitions(t)
 	t.Parallel()
 	const backlog = 2000
+	const idleWebhooks = 10_000
 	cases := []struct {
 		name string
 		// shared: the dead webhook subscribes to the healthy one's
@@ -37,6 +43,7 @@ func TestDeadNeighbourDoesNotSlowItsPartition(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, func(c *dispatcher.Config) { c.BatchMaxEvents = 50 })
+			e.createIdle(idleWebhooks)
 			e.startDispatcher()
 			k := 3 + i // any partition
 			accts := accountsIn("nb"+strconv.Itoa(i), k, n, 2)
@@ -107,5 +114,44 @@ func TestDeadNeighbourDoesNotSlowItsPartition(t *testing.T) {
 				t.Error("healthy webhook flagged retrying")
 			}
 		})
+	}
+}
+
+// createIdle makes n webhooks, ten per account on accounts idle<i>,
+// straight in the registry (no consumer wait: start the dispatcher
+// after), each subscribed to a topic nobody publishes on here.
+func (e *env) createIdle(n int) {
+	e.t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	next := make(chan int)
+	for range 16 {
+		wg.Go(func() {
+			for i := range next {
+				_, err := e.store.Create(context.Background(), subscriptions.NewWebhook{
+					AccountID: "idle" + strconv.Itoa(i/10), Name: "idle", EndpointURL: "http://127.0.0.1:9/idle",
+					Secret: testSecret, Topics: []string{topicSMS},
+				})
+				if err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		e.t.Fatalf("creating %d idle webhooks: %v", n, err)
+	default:
+	}
+	if all, err := e.store.All(context.Background()); err != nil || len(all) < n {
+		e.t.Fatalf("registry holds %d webhooks (%v), want at least %d", len(all), err, n)
 	}
 }

@@ -39,9 +39,11 @@ func TestRetrySubjectDrainsAfterRecovery(t *testing.T) {
 	// Flagged: new events are routed to the retry subject directly.
 	ids = append(ids, e.publishIDs(subject, idRange("flagged", 200))...)
 	waitFor(t, 20*time.Second, "400 events on the retry subject", func() bool { return e.retryHeld(w.ID) == 400 })
-	if info := e.consumerInfo(retryStream, "rt_"+w.ID); info == nil {
-		t.Fatal("no rt_ consumer while the webhook is retrying")
-	}
+	// The keeper makes the consumer at its next tick (ReconcileInterval)
+	// after the flag: the copies may all be stored before that.
+	waitFor(t, 10*time.Second, "the rt_ consumer while the webhook is retrying", func() bool {
+		return e.consumerInfo(retryStream, "rt_"+w.ID) != nil
+	})
 	if got := len(sink.Delivered()); got != 0 {
 		t.Fatalf("%d events accepted by a failing endpoint", got)
 	}
@@ -126,6 +128,11 @@ func TestDisablePurgesRetrySubject(t *testing.T) {
 			t.Logf("retry subject purged and consumer deleted %v after the disable", time.Since(disabled).Round(time.Millisecond))
 
 			e.publishIDs(subject, idRange("while-disabled", 20))
+			// ActiveSince is kept in milliseconds: an event stored in the
+			// same millisecond as the re-enable counts as new (delivering
+			// it is the safe side of the ambiguity). Re-enable in a later
+			// millisecond, so "while-disabled" is unambiguous.
+			time.Sleep(2 * time.Millisecond)
 			healthy.Store(true)
 			e.setEnabled(w, true)
 			if e.lookup(w.ID).State.Retrying {

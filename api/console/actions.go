@@ -1,6 +1,8 @@
 package console
 
 import (
+	"errors"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -23,23 +25,30 @@ func (c *Console) pluginData(r *http.Request, wh subscriptions.Webhook, d *detai
 			return err
 		}
 		d.Filter = f
-		if d.Log, d.Next, err = p.Attempts(ctx, wh.ID, f); err != nil {
+		if d.Log, d.Next, err = p.Attempts(ctx, wh, f); err != nil {
 			return err
 		}
+		d.NextURL = nextPage(r.URL.Query(), d.Next)
 	}
 	if p := c.cfg.Plugins.Delivered; p != nil {
 		var err error
-		if d.Chart, err = deliveryChart(ctx, p, wh.ID, time.Now()); err != nil {
-			return err
-		}
-	}
-	if p := c.cfg.Plugins.Replay; p != nil {
-		var err error
-		if d.Replays, err = p.Replays(ctx, wh); err != nil {
+		if d.Chart, err = deliveryChart(ctx, p, wh, time.Now()); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// nextPage is the query of the attempt log's next page: the same filter
+// with the cursor; "" when there is none.
+func nextPage(q url.Values, cursor string) string {
+	if cursor == "" {
+		return ""
+	}
+	q = maps.Clone(q)
+	q.Del("done")
+	q.Set("cursor", cursor)
+	return "?" + q.Encode()
 }
 
 // attemptPage is the attempt log's page size.
@@ -89,14 +98,23 @@ func (c *Console) testSend(w http.ResponseWriter, r *http.Request, v *viewer) er
 		return err
 	}
 	a, err := p.SendTest(r.Context(), wh)
-	if err != nil {
+	status := http.StatusOK
+	var ce *consoleError
+	switch {
+	case errors.As(err, &ce): // e.g. 429, no free slot: said inline, beside the button
+		status, d.TestError = ce.status, ce.msg
+		if ce.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int((ce.retryAfter+time.Second-1)/time.Second)))
+		}
+	case err != nil:
 		return err
+	default:
+		d.Test = &a
 	}
 	if err := c.pluginData(r, wh, &d); err != nil {
 		return err
 	}
-	d.Test = &a
-	c.renderPage(w, r, v, "webhook", d.Row.Name, "webhooks", d)
+	c.renderPageStatus(w, r, status, v, "webhook", d.Row.Name, "webhooks", d)
 	return nil
 }
 
@@ -118,13 +136,46 @@ func (c *Console) replay(w http.ResponseWriter, r *http.Request, v *viewer) erro
 	if err != nil {
 		return err
 	}
-	if from.IsZero() || to.IsZero() || !from.Before(to) {
+	// As in the API: an end in the future is now (later events arrive
+	// live), and a start must not be in the future.
+	now := time.Now()
+	if to.After(now) {
+		to = now
+	}
+	switch {
+	case from.IsZero() || to.IsZero():
+		return &consoleError{status: http.StatusBadRequest, msg: "A replay needs a start and an end."}
+	case from.After(now):
+		return &consoleError{status: http.StatusBadRequest, msg: "A replay's start must not be in the future."}
+	case !from.Before(to):
 		return &consoleError{status: http.StatusBadRequest, msg: "A replay needs a start before its end."}
 	}
-	if _, err := p.StartReplay(r.Context(), wh, from, to); err != nil {
+	rp, err := p.StartReplay(r.Context(), wh, from, to)
+	if err != nil {
 		return err
 	}
+	c.cfg.Log.Info().Str("webhook_id", wh.ID).Str("account_id", wh.AccountID).Str("replay_id", rp.ID).
+		Str("by", v.bucket()).Msg("console started a replay")
 	http.Redirect(w, r, webhookPath(wh.ID)+"?done=replay", http.StatusSeeOther)
+	return nil
+}
+
+// cancelReplay cancels a running replay; a finished one is left as it is.
+func (c *Console) cancelReplay(w http.ResponseWriter, r *http.Request, v *viewer) error {
+	p := c.cfg.Plugins.Replay
+	if p == nil {
+		return errUnavailable
+	}
+	wh, err := c.webhook(r.Context(), v, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if _, err := p.CancelReplay(r.Context(), wh, r.PathValue("rid")); err != nil {
+		return err
+	}
+	c.cfg.Log.Info().Str("webhook_id", wh.ID).Str("account_id", wh.AccountID).Str("replay_id", r.PathValue("rid")).
+		Str("by", v.bucket()).Msg("console cancelled a replay")
+	http.Redirect(w, r, webhookPath(wh.ID)+"?done=cancelled", http.StatusSeeOther)
 	return nil
 }
 
@@ -146,6 +197,59 @@ func (c *Console) rotateSecret(w http.ResponseWriter, r *http.Request, v *viewer
 	if err := p.RotateSecret(r.Context(), wh, secret, overlap); err != nil {
 		return err
 	}
+	c.cfg.Log.Info().Str("webhook_id", wh.ID).Str("account_id", wh.AccountID).Int64("overlap_ms", overlap.Milliseconds()).
+		Str("by", v.bucket()).Msg("console started a secret rotation")
 	http.Redirect(w, r, webhookPath(wh.ID)+"?done=secret", http.StatusSeeOther)
 	return nil
+}
+
+// rotation is a staged secret rotation as the page shows it: which
+// secret is primary and when the other retires; never a secret.
+type rotation struct {
+	Status    string // pending, promoted, completed
+	Primary   string // "current" or "new"
+	PromoteAt time.Time
+	RetireAt  time.Time
+}
+
+// rotationOf reads wh's staged rotation at now; nil when there is none.
+// The states are the API's (delivery-state secret_rotation).
+func rotationOf(wh subscriptions.Webhook, now time.Time) *rotation {
+	rot := wh.Rotation
+	if rot == nil {
+		return nil
+	}
+	r := &rotation{Status: "promoted", Primary: "new", PromoteAt: rot.PromoteAt, RetireAt: rot.RetireAt}
+	switch {
+	case !now.Before(rot.RetireAt):
+		r.Status = "completed"
+	case now.Before(rot.PromoteAt):
+		r.Status, r.Primary = "pending", "current"
+	}
+	return r
+}
+
+// flowsPage lists the flow webhooks of the viewer's accounts.
+func (c *Console) flowsPage(w http.ResponseWriter, r *http.Request, v *viewer) error {
+	d := flowsData{Available: c.cfg.Plugins.Flows != nil}
+	if d.Available {
+		accounts := []string{v.Account}
+		if v.Operator {
+			accounts = c.cfg.Accounts
+		}
+		for _, a := range accounts {
+			fs, err := c.cfg.Plugins.Flows.Flows(r.Context(), a)
+			if err != nil {
+				return err
+			}
+			d.Flows = append(d.Flows, fs...)
+		}
+	}
+	c.renderPage(w, r, v, "flows", "Flows", "flows", d)
+	return nil
+}
+
+type flowsData struct {
+	Available bool
+	Flows     []Flow
 }

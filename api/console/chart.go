@@ -3,6 +3,8 @@ package console
 import (
 	"context"
 	"time"
+
+	"github.com/webhookd/webhookd/subscriptions"
 )
 
 // The chart shows the last hour in 12 bars of 5 minutes.
@@ -22,6 +24,10 @@ type chart struct {
 	Width, Height int
 	MaxDelivered  int64
 	MaxFailed     int64
+	// Delivered and Failed are the hour's totals.
+	Delivered, Failed int64
+	// Partial: the read stopped at its budget; older bars undercount.
+	Partial bool
 }
 
 // bar is one window; Y and H are the delivered part, FY and FH the
@@ -32,25 +38,22 @@ type bar struct {
 	Delivered, Failed  int64
 }
 
-// deliveryChart asks the counter for the events since each window's
-// start; a window's own count is the difference with the next one.
-func deliveryChart(ctx context.Context, dc DeliveredCounter, id string, now time.Time) (*chart, error) {
-	type counts struct{ ok, failed int64 }
-	cum := make([]counts, chartBars+1) // cum[i]: since the start of window i; cum[chartBars] = 0
+// deliveryChart reads the last hour's windows in one bounded read.
+func deliveryChart(ctx context.Context, dc DeliveredCounter, wh subscriptions.Webhook, now time.Time) (*chart, error) {
 	start := now.Add(-chartBars * chartStep)
-	for i := range chartBars {
-		ok, failed, err := dc.Delivered(ctx, id, start.Add(time.Duration(i)*chartStep))
-		if err != nil {
-			return nil, err
-		}
-		cum[i] = counts{ok, failed}
+	counts, partial, err := dc.Delivered(ctx, wh, start, chartStep, chartBars)
+	if err != nil {
+		return nil, err
 	}
-	c := &chart{Width: chartBars * (barWidth + barGap), Height: chartHeight + 2}
+	c := &chart{Width: chartBars * (barWidth + barGap), Height: chartHeight + 2, Partial: partial}
 	var top int64 = 1
 	for i := range chartBars {
-		b := bar{X: i * (barWidth + barGap), W: barWidth, From: start.Add(time.Duration(i) * chartStep),
-			Delivered: max(cum[i].ok-cum[i+1].ok, 0), Failed: max(cum[i].failed-cum[i+1].failed, 0)}
+		b := bar{X: i * (barWidth + barGap), W: barWidth, From: start.Add(time.Duration(i) * chartStep)}
+		if i < len(counts) {
+			b.Delivered, b.Failed = counts[i].Delivered, counts[i].Failed
+		}
 		c.MaxDelivered, c.MaxFailed = max(c.MaxDelivered, b.Delivered), max(c.MaxFailed, b.Failed)
+		c.Delivered, c.Failed = c.Delivered+b.Delivered, c.Failed+b.Failed
 		top = max(top, b.Delivered+b.Failed)
 		c.Bars = append(c.Bars, b)
 	}

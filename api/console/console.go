@@ -89,6 +89,7 @@ type Console struct {
 	cfg   Config
 	pages *pages
 	mux   *http.ServeMux
+	figs  figureCache
 }
 
 // New returns the console; mount it at /console/.
@@ -135,9 +136,11 @@ func (c *Console) routes() *http.ServeMux {
 	mux.Handle("POST /console/webhooks/{id}/enabled", c.action(c.setEnabled))
 	mux.Handle("POST /console/webhooks/{id}/test", c.action(c.testSend))
 	mux.Handle("POST /console/webhooks/{id}/replays", c.action(c.replay))
+	mux.Handle("POST /console/webhooks/{id}/replays/{rid}/cancel", c.action(c.cancelReplay))
 	mux.Handle("POST /console/webhooks/{id}/secret", c.action(c.rotateSecret))
 	mux.Handle("GET /console/topics", c.page(c.topicsPage))
 	mux.Handle("GET /console/dead-letters", c.page(c.deadLettersPage))
+	mux.Handle("GET /console/flows", c.page(c.flowsPage))
 
 	mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
 		c.errorPage(w, r, nil, http.StatusNotFound, "There is no such page.")

@@ -27,6 +27,20 @@ var funcs = template.FuncMap{
 	},
 	"iso":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"list": func(s ...string) []string { return s },
+	// dur is a duration to three significant places or so: 554µs, 12.35ms.
+	"dur": func(d time.Duration) time.Duration {
+		if d < time.Millisecond {
+			return d.Round(time.Microsecond)
+		}
+		return d.Round(10 * time.Microsecond)
+	},
+	// formtime is t as a datetime-local input's value, UTC.
+	"formtime": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format("2006-01-02T15:04")
+	},
 }
 
 func parsePages() (*pages, error) {
@@ -72,7 +86,12 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, nam
 
 // renderPage writes a signed-in page.
 func (c *Console) renderPage(w http.ResponseWriter, r *http.Request, v *viewer, name, title, nav string, data any) {
-	c.renderView(w, r, http.StatusOK, name, "layout.html", view{Title: title, Nav: nav, Viewer: v, CSRF: v.CSRF,
+	c.renderPageStatus(w, r, http.StatusOK, v, name, title, nav, data)
+}
+
+// renderPageStatus writes a signed-in page with status.
+func (c *Console) renderPageStatus(w http.ResponseWriter, r *http.Request, status int, v *viewer, name, title, nav string, data any) {
+	c.renderView(w, r, status, name, "layout.html", view{Title: title, Nav: nav, Viewer: v, CSRF: v.CSRF,
 		Data: data, Version: c.cfg.Version, Poll: int(c.cfg.Poll / time.Millisecond)})
 }
 

@@ -11,12 +11,12 @@ import (
 // outside this package. Each is a small interface declared here, the
 // consumer; a nil one makes its section say "not available in this
 // build" (never a dead link or a form that cannot work). `webhookd
-// serve` sets those that exist.
+// serve` sets those that exist (cmd/webhookd/consoleplug.go).
 type Plugins struct {
 	// Backlog: events waiting for a webhook (delivery-state backlog).
 	Backlog BacklogReader
-	// Delivered: events delivered and failed in a time window (the
-	// attempt log's counts).
+	// Delivered: events delivered and failed attempts per time window
+	// (the attempt log's counts).
 	Delivered DeliveredCounter
 	// Attempts: the attempt log.
 	Attempts AttemptReader
@@ -26,30 +26,53 @@ type Plugins struct {
 	Replay Replayer
 	// Secrets: staged secret rotation.
 	Secrets SecretRotator
+	// Flows: flow webhooks (issue 9); no build sets it yet.
+	Flows FlowReader
 }
 
-// BacklogReader tells how many events wait for a webhook.
+// UserError is an error a plug-in returns to show msg to the viewer with
+// the HTTP status (e.g. 409 for a replay of a disabled webhook); any
+// other error is a 500 whose text stays in the server log.
+func UserError(status int, msg string) error { return &consoleError{status: status, msg: msg} }
+
+// ErrUnavailable is what a plug-in returns when its feature is off in
+// this process (e.g. the dispatcher runs without its extras).
+var ErrUnavailable error = errUnavailable
+
+// BacklogReader tells how many events wait for a webhook. It may be
+// costly (a JetStream consumer per call in the partitioned model): the
+// console calls it on a webhook's page, and in the list only within a
+// small budget per refresh, keeping each figure for figureTTL.
 type BacklogReader interface {
 	Backlog(ctx context.Context, wh subscriptions.Webhook) (int64, error)
 }
 
-// DeliveredCounter counts a webhook's delivered and failed events since
-// a time.
+// Bucket is one time window of a webhook's deliveries.
+type Bucket struct {
+	Delivered int64 // events in delivered attempts
+	Failed    int64 // failed attempts
+}
+
+// DeliveredCounter counts a webhook's deliveries in n windows of step
+// from since, in one bounded read; partial is true when the read stopped
+// at its budget before since, so older windows are undercounted.
 type DeliveredCounter interface {
-	Delivered(ctx context.Context, webhookID string, since time.Time) (delivered, failed int64, err error)
+	Delivered(ctx context.Context, wh subscriptions.Webhook, since time.Time, step time.Duration, n int) (b []Bucket, partial bool, err error)
 }
 
 // Attempt is one delivery attempt as the console shows it.
 type Attempt struct {
-	ID         string
-	At         time.Time
-	Trigger    string // live, replay, test
-	Outcome    string // e.g. delivered, failed, timeout
-	Status     int    // HTTP status; 0 = no response
-	Events     int
-	Duration   time.Duration
-	Error      string
-	ExternalID string // of the first event, for the filter
+	ID              string
+	At              time.Time
+	Trigger         string // live, retry, replay, test
+	Outcome         string // delivered, failed
+	Status          int    // HTTP status; 0 = no response
+	Events          int
+	Duration        time.Duration
+	ErrorClass      string // e.g. server_error, timed_out
+	Error           string
+	ResponseExcerpt string   // the start of the response body, as the endpoint sent it
+	ExternalIDs     []string // of its events
 }
 
 // AttemptFilter narrows the attempt log; zero fields do not filter.
@@ -65,9 +88,9 @@ type AttemptFilter struct {
 }
 
 // AttemptReader pages through a webhook's attempt log, newest first;
-// next is "" on the last page.
+// next is "" on the last page. A bad filter value is a UserError (400).
 type AttemptReader interface {
-	Attempts(ctx context.Context, webhookID string, f AttemptFilter) (attempts []Attempt, next string, err error)
+	Attempts(ctx context.Context, wh subscriptions.Webhook, f AttemptFilter) (attempts []Attempt, next string, err error)
 }
 
 // TestSender sends one synthetic event to the webhook now and returns
@@ -80,19 +103,40 @@ type TestSender interface {
 type Replay struct {
 	ID       string
 	From, To time.Time
-	State    string // e.g. running, done, cancelled
-	Sent     int64
-	Total    int64
+	State    string // running, done, cancelled, failed
+	Reason   string // failed: why
+	Found    int64  // events of the window read so far
+	Sent     int64  // of them, delivered
+	Created  time.Time
+	Finished time.Time
 }
 
-// Replayer starts and lists replays of a webhook.
+// Running reports whether the replay may still be cancelled.
+func (r Replay) Running() bool { return r.State == "running" }
+
+// Replayer starts, lists and cancels replays of a webhook.
 type Replayer interface {
 	StartReplay(ctx context.Context, wh subscriptions.Webhook, from, to time.Time) (Replay, error)
 	Replays(ctx context.Context, wh subscriptions.Webhook) ([]Replay, error)
+	CancelReplay(ctx context.Context, wh subscriptions.Webhook, id string) (Replay, error)
 }
 
 // SecretRotator starts a staged rotation to a new secret: both secrets
-// sign during overlap.
+// sign until the current one retires after overlap. Its validation
+// errors are UserErrors.
 type SecretRotator interface {
 	RotateSecret(ctx context.Context, wh subscriptions.Webhook, secret string, overlap time.Duration) error
+}
+
+// FlowReader lists an account's flow webhooks (issue 9). It is declared
+// so the section has its place; until a build sets it the page says
+// "not available in this build".
+type FlowReader interface {
+	Flows(ctx context.Context, account string) ([]Flow, error)
+}
+
+// Flow is one flow webhook as the console lists it.
+type Flow struct {
+	ID, Name, Status string
+	Actions          int
 }

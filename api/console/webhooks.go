@@ -26,8 +26,9 @@ type row struct {
 	Health      health
 	InFlight    int
 	Backlog     *int64 // nil: not available
-	Delivered   *int64 // last hour; nil: not available
-	Failed      *int64
+	Delivered   *int64 // events, last hour; nil: not available
+	Failed      *int64 // failed attempts, last hour
+	Pending     bool   // the list has not read Backlog and Delivered yet (figures.go)
 	LastSuccess time.Time
 	LastFailure time.Time
 	CreatedAt   time.Time
@@ -82,8 +83,9 @@ func (c *Console) listData(ctx context.Context, v *viewer, lq listQuery) (listDa
 	}
 	d.Total = len(kept)
 	rows := make([]row, 0, len(kept))
+	b := &budget{left: figureBudget}
 	for _, wh := range kept {
-		rw, err := c.row(ctx, wh)
+		rw, err := c.row(ctx, wh, b)
 		if err != nil {
 			return listData{}, err
 		}
@@ -115,8 +117,9 @@ func (c *Console) webhook(ctx context.Context, v *viewer, id string) (subscripti
 	return c.cfg.Store.Get(ctx, v.Account, id)
 }
 
-// row gathers what the console shows of wh.
-func (c *Console) row(ctx context.Context, wh subscriptions.Webhook) (row, error) {
+// row gathers what the console shows of wh, the costly figures within
+// budget b (nil: read them now).
+func (c *Console) row(ctx context.Context, wh subscriptions.Webhook, b *budget) (row, error) {
 	rw := row{ID: wh.ID, Account: wh.AccountID, Name: wh.Name, Host: endpointHost(wh.EndpointURL),
 		Topics: wh.Topics, Enabled: wh.Enabled, Health: healthOf(wh),
 		LastSuccess: wh.State.LastSuccessAt, LastFailure: wh.State.LastFailureAt,
@@ -129,20 +132,7 @@ func (c *Console) row(ctx context.Context, wh subscriptions.Webhook) (row, error
 		return row{}, err
 	}
 	rw.InFlight = n
-	if b := c.cfg.Plugins.Backlog; b != nil {
-		n, err := b.Backlog(ctx, wh)
-		if err != nil {
-			return row{}, err
-		}
-		rw.Backlog = &n
-	}
-	if dc := c.cfg.Plugins.Delivered; dc != nil {
-		ok, failed, err := dc.Delivered(ctx, wh.ID, time.Now().Add(-time.Hour))
-		if err != nil {
-			return row{}, err
-		}
-		rw.Delivered, rw.Failed = &ok, &failed
-	}
+	c.figures(ctx, wh, &rw, b)
 	return rw, nil
 }
 
@@ -161,12 +151,17 @@ type detailData struct {
 	Row     row
 	Plugins Plugins
 	Test    *Attempt // the result of a test send just made
-	Replays []Replay // when Plugins.Replay is set
-	Filter  AttemptFilter
-	Log     []Attempt // when Plugins.Attempts is set
-	Chart   *chart    // when Plugins.Delivered is set
-	Next    string
-	Notice  string
+	// TestError is why a test send just asked for was not made.
+	TestError string
+	Replays   []Replay // when Plugins.Replay is set; in the live part
+	// Rotation is the staged secret rotation; nil when none.
+	Rotation *rotation
+	Filter   AttemptFilter
+	Log      []Attempt // when Plugins.Attempts is set
+	Chart    *chart    // when Plugins.Delivered is set
+	Next     string
+	NextURL  string // the next page's query, filter kept
+	Notice   string
 }
 
 func (c *Console) detailData(ctx context.Context, v *viewer, id string) (detailData, subscriptions.Webhook, error) {
@@ -174,11 +169,17 @@ func (c *Console) detailData(ctx context.Context, v *viewer, id string) (detailD
 	if err != nil {
 		return detailData{}, wh, err
 	}
-	rw, err := c.row(ctx, wh)
+	rw, err := c.row(ctx, wh, fresh)
 	if err != nil {
 		return detailData{}, wh, err
 	}
-	return detailData{Row: rw, Plugins: c.cfg.Plugins}, wh, nil
+	d := detailData{Row: rw, Plugins: c.cfg.Plugins, Rotation: rotationOf(wh, time.Now())}
+	if p := c.cfg.Plugins.Replay; p != nil {
+		if d.Replays, err = p.Replays(ctx, wh); err != nil {
+			return detailData{}, wh, err
+		}
+	}
+	return d, wh, nil
 }
 
 func (c *Console) webhookPage(w http.ResponseWriter, r *http.Request, v *viewer) error {
@@ -243,9 +244,11 @@ func noticeText(done string) string {
 	case "disabled":
 		return "Disabled: its backlog is dropped and nothing is delivered until it is enabled again."
 	case "replay":
-		return "Replay started."
+		return "Replay started; its progress shows below."
+	case "cancelled":
+		return "Replay cancelled: it stops before its next batch."
 	case "secret":
-		return "Secret rotation started."
+		return "Secret rotation started: both secrets sign until the current one retires. The new secret is not shown again."
 	}
 	return ""
 }

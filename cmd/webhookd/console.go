@@ -16,9 +16,10 @@ import (
 
 // newConsole wires the web console: the API's keyring and rate limit,
 // the operator key, sessions in Redis, and the dead-letter stream.
-// Features other packages add later plug in through console.Plugins.
+// The features other packages hold plug in through console.Plugins
+// (consoleplug.go).
 func newConsole(cfg serveConfig, store *subscriptions.Store, keys *subscriptions.Keyring, limiter *api.Limiter,
-	js jetstream.JetStream, rdb redis.UniversalClient, log zerolog.Logger) (*console.Console, error) {
+	js jetstream.JetStream, rdb redis.UniversalClient, plugins console.Plugins, log zerolog.Logger) (*console.Console, error) {
 	ccfg := console.Config{
 		Store:    store,
 		Keys:     keys,
@@ -28,6 +29,7 @@ func newConsole(cfg serveConfig, store *subscriptions.Store, keys *subscriptions
 		// serve keeps the dispatcher's stream and dead-letter names, which
 		// are the reader's defaults too.
 		DeadLetters: &deadletter.Reader{JS: js, DefaultAccount: cfg.DefaultAccount},
+		Plugins:     plugins,
 		Version:     version,
 		Log:         log,
 	}

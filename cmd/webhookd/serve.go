@@ -132,7 +132,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	met.Register(disp)
 	met.RegisterRecovery(disp)
 	limiter := api.NewLimiter(cfg.APIRateLimit, cfg.APIRateBurst)
-	con, err := newConsole(cfg, store, keys, limiter, js, rdb.Client, log.With().Str("component", "console").Logger())
+	var reader *activity.Reader // nil: the attempt log is off
+	if attempts != nil {
+		reader = activity.NewReader(cfg.activityConfig(met), js)
+	}
+	con, err := newConsole(cfg, store, keys, limiter, js, rdb.Client, consolePlugins(disp, reader, store),
+		log.With().Str("component", "console").Logger())
 	if err != nil {
 		return err
 	}
@@ -155,7 +160,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if attempts != nil {
 		met.RegisterActivity(attempts)
-		apiCfg.Attempts = activity.NewReader(cfg.activityConfig(met), js)
+		apiCfg.Attempts = reader
 	}
 	handler := api.New(apiCfg, store, keys, log.With().Str("component", "api").Logger())
 

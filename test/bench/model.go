@@ -84,9 +84,9 @@ func (e *env) waitConsumers(ctx context.Context, ids []string, timeout time.Dura
 	})
 }
 
-// waitConsumerSet waits until the stream's webhook consumers are exactly
-// those of ids (per-webhook consumption: a disabled webhook's consumer
-// goes). Under partitions a webhook has no consumer of its own; webhookd
+// waitConsumerSet waits until the stream's webhook consumers (wh_*) are
+// exactly those of ids (per-webhook consumption: a disabled webhook's
+// consumer goes); other consumers (strays) are not webhooks'. Under partitions a webhook has no consumer of its own; webhookd
 // is restarted after every change the callers make, so the partition
 // consumers are all there is to wait for.
 func (e *env) waitConsumerSet(ctx context.Context, ids []string, timeout time.Duration) error {
@@ -105,6 +105,9 @@ func (e *env) waitConsumerSet(ctx context.Context, ids []string, timeout time.Du
 		n := 0
 		names := st.ConsumerNames(ctx)
 		for name := range names.Name() {
+			if !strings.HasPrefix(name, "wh_") {
+				continue
+			}
 			if !want[name] {
 				return false
 			}

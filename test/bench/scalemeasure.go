@@ -135,11 +135,25 @@ func (s *scaleEnv) measureCost(ctx context.Context) error {
 	for _, t := range quietTopics {
 		one = append(one, t+"."+scaleAccount(0))
 	}
+	// few: one account in each partition, so every partition consumer
+	// works as in spread, but over a handful of subjects: spread vs few
+	// is the cost of many subjects, few vs one that of many partitions.
+	var few []string
+	covered := make(map[int]bool)
+	for a := 0; len(covered) < s.partitions; a++ {
+		if k := partitionOf(scaleAccount(a), s.partitions); !covered[k] {
+			covered[k] = true
+			for _, t := range quietTopics {
+				few = append(few, t+"."+scaleAccount(a))
+			}
+		}
+	}
 	for _, c := range []struct {
 		dst      *costRun
 		subjects []string
-	}{{&s.fig.CostSpread, spread}, {&s.fig.CostOne, one}} {
-		r, err := s.drainQuiet(ctx, c.subjects, s.b.cfg.scaleEvents)
+		name     string
+	}{{&s.fig.CostSpread, spread, "spread"}, {&s.fig.CostOne, one, "one"}, {&s.fig.CostFew, few, "few"}} {
+		r, err := s.drainQuiet(ctx, c.subjects, s.b.cfg.scaleEvents, "scale-cost-"+c.name)
 		if err != nil {
 			return err
 		}
@@ -151,7 +165,7 @@ func (s *scaleEnv) measureCost(ctx context.Context) error {
 // drainQuiet publishes n events over subjects with the replicas stopped,
 // starts them and measures from the first fetched event until every
 // partition has acknowledged everything.
-func (s *scaleEnv) drainQuiet(ctx context.Context, subjects []string, n int) (costRun, error) {
+func (s *scaleEnv) drainQuiet(ctx context.Context, subjects []string, n int, profile string) (costRun, error) {
 	s.stopReplicas()
 	pr, err := s.pub.publish(ctx, subjects, n, 0)
 	if err != nil {
@@ -169,6 +183,7 @@ func (s *scaleEnv) drainQuiet(ctx context.Context, subjects []string, n int) (co
 		return costRun{}, err
 	}
 	m := startMeter(s.pids(), "")
+	defer s.profileBoth(ctx, profile)()
 	watch := s.watchDrain(nil)
 	err = waitFor(ctx, s.wd, 5*time.Minute, fmt.Sprintf("%s events acknowledged", count(n)), func() bool {
 		ok, _ := watch.done(ctx)
@@ -240,7 +255,7 @@ func (s *scaleEnv) measureDead(ctx context.Context) error {
 		if enabled {
 			subjects = append(subjects, hookSubject(deadAcct, 0))
 		}
-		rate, err := s.healthyDrain(ctx, healthy.id, subjects, n)
+		rate, err := s.healthyDrain(ctx, healthy.id, subjects, n, fmt.Sprintf("scale-dead-%d-%s", phase, [3]string{"alone", "busy", "refusing"}[kind]))
 		if err != nil {
 			return err
 		}
@@ -262,7 +277,7 @@ func (s *scaleEnv) measureDead(ctx context.Context) error {
 // for the dead one when subjects has two) with the replicas stopped,
 // starts them and returns the healthy webhook's events/s from its first
 // delivery to its last.
-func (s *scaleEnv) healthyDrain(ctx context.Context, id string, subjects []string, n int) (float64, error) {
+func (s *scaleEnv) healthyDrain(ctx context.Context, id string, subjects []string, n int, profile string) (float64, error) {
 	s.stopReplicas()
 	if err := s.sink.reset(ctx); err != nil {
 		return 0, err
@@ -281,6 +296,8 @@ func (s *scaleEnv) healthyDrain(ctx context.Context, id string, subjects []strin
 	}); err != nil {
 		return 0, err
 	}
+	// The healthy webhook's partition may be on either replica.
+	defer s.profileBoth(ctx, profile)()
 	var st sinkStats
 	err := waitFor(ctx, s.wd, 5*time.Minute, "healthy webhook's backlog", func() bool {
 		var err error
@@ -307,4 +324,22 @@ func median(v []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// profileBoth saves a CPU profile of each replica (--profile), as
+// <name>-a and <name>-b; wait for them with the returned function.
+func (s *scaleEnv) profileBoth(ctx context.Context, name string) (wait func()) {
+	var waits []func()
+	for i, r := range s.replicas {
+		if r == nil || r.metricsURL == "" {
+			continue
+		}
+		url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", r.metricsURL, max(1, int(s.b.cfg.profileFor.Seconds())))
+		waits = append(waits, s.startProfileURL(ctx, url, s.b.profilePath(fmt.Sprintf("%s-%c", name, 'a'+i)), s.b.cfg.profileFor))
+	}
+	return func() {
+		for _, w := range waits {
+			w()
+		}
+	}
 }

@@ -34,6 +34,7 @@ type scaleFigures struct {
 
 	CostSpread costRun `json:"cost_spread"`
 	CostOne    costRun `json:"cost_one_account"`
+	CostFew    costRun `json:"cost_one_account_per_partition"`
 
 	DeadPartition int       `json:"dead_partition"`
 	DeadAlone     []float64 `json:"dead_healthy_alone_events_per_s"`
@@ -97,6 +98,12 @@ func (f *scaleFigures) judge() {
 		fmt.Sprintf("%s vs %s ev/s; %.1f vs %.1f µs (ratio %.2f); redelivered %d / %d",
 			rate(sp.EventsPerSec), rate(one.EventsPerSec), sp.MicrosPerEv, one.MicrosPerEv, ratio, sp.Redelivered, one.Redelivered),
 		"ratio ≤ 1.5 (independent of spread)", ratio <= 1.5)
+	if few := f.CostFew; costOK && few.Events > 0 {
+		add(true, fmt.Sprintf("  the same over %d subjects, one account per partition (spread vs this: many subjects; this vs one account: many partitions)", few.Subjects),
+			fmt.Sprintf("%s ev/s; %.1f µs (spread / this %.2f, this / one account %.2f); redelivered %d",
+				rate(few.EventsPerSec), few.MicrosPerEv, sp.MicrosPerEv/few.MicrosPerEv, few.MicrosPerEv/one.MicrosPerEv, few.Redelivered),
+			"", false)
+	}
 	deadOK := len(f.DeadAlone) > 0 && len(f.DeadWith) > 0 && len(f.DeadBusy) > 0
 	slow, slowAlone := 0.0, 0.0
 	if deadOK {
