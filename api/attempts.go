@@ -41,6 +41,7 @@ type attemptAttributes struct {
 	WebhookID       string   `json:"webhook_id"`
 	FlowID          *string  `json:"flow_id,omitempty"`
 	ProfileID       *string  `json:"profile_id,omitempty"`
+	Email           *string  `json:"email,omitempty"`
 	StartedAt       *string  `json:"started_at"`
 	DurationMS      float64  `json:"duration_ms"`
 	Trigger         string   `json:"trigger"`
@@ -75,6 +76,7 @@ func attemptResource(base string, a activity.Attempt) resource {
 		WebhookID:       a.WebhookID,
 		FlowID:          nonEmpty(a.FlowID),
 		ProfileID:       nonEmpty(a.ProfileID),
+		Email:           nonEmpty(a.Email),
 		StartedAt:       rfc3339(a.StartedAt),
 		DurationMS:      float64(a.Duration.Microseconds()) / 1000,
 		Trigger:         string(a.Trigger),
@@ -126,19 +128,26 @@ func (s *server) writeAttempts(w http.ResponseWriter, r *http.Request, account, 
 	for i, e := range page.Entries {
 		data[i] = attemptResource(base, e.Attempt)
 	}
+	s.encode(w, http.StatusOK, document{Data: data, Links: cursorLinks(r, page.Next)})
+	return nil
+}
+
+// cursorLinks are the links of a page read from the attempt log: self,
+// and next with page[cursor] set to next unless it is zero.
+func cursorLinks(r *http.Request, next uint64) collectionLinks {
+	base := baseURL(r)
 	self := base + r.URL.Path
 	if r.URL.RawQuery != "" {
 		self += "?" + r.URL.RawQuery
 	}
 	links := collectionLinks{Self: self}
-	if page.Next != 0 {
+	if next != 0 {
 		v := r.URL.Query()
-		v.Set(paramCursor, strconv.FormatUint(page.Next, 10))
-		next := base + r.URL.Path + "?" + v.Encode()
-		links.Next = &next
+		v.Set(paramCursor, strconv.FormatUint(next, 10))
+		u := base + r.URL.Path + "?" + v.Encode()
+		links.Next = &u
 	}
-	s.encode(w, http.StatusOK, document{Data: data, Links: links})
-	return nil
+	return links
 }
 
 // getAttempt serves GET /webhookd/webhooks/{id}/attempts/{attempt_id}.
@@ -169,6 +178,18 @@ func (s *server) writeAttempt(w http.ResponseWriter, r *http.Request, account, w
 
 // parseAttemptsQuery reads page[size], page[cursor] and filter.
 func parseAttemptsQuery(v url.Values) (activity.Query, error) {
+	q, errs := parsePageParams(v)
+	if raw := v.Get(paramFilter); raw != "" {
+		if err := compileFilter(raw, &q); err != nil {
+			errs = append(errs, invalidParam(paramFilter, err.Error()))
+		}
+	}
+	return q, errs.err()
+}
+
+// parsePageParams reads page[size] and page[cursor] (a stream sequence
+// this API returned) into a query.
+func parsePageParams(v url.Values) (activity.Query, errorList) {
 	q := activity.Query{Limit: defaultAttemptsPage}
 	var errs errorList
 	if raw := v.Get(paramPageSize); raw != "" {
@@ -187,12 +208,7 @@ func parseAttemptsQuery(v url.Values) (activity.Query, error) {
 			q.Before = n
 		}
 	}
-	if raw := v.Get(paramFilter); raw != "" {
-		if err := compileFilter(raw, &q); err != nil {
-			errs = append(errs, invalidParam(paramFilter, err.Error()))
-		}
-	}
-	return q, errs.err()
+	return q, errs
 }
 
 // compileFilter turns a filter into q's Match and its scan hints.
@@ -252,7 +268,8 @@ var enumValues = map[string][]string{
 	"trigger": {string(activity.TriggerLive), string(activity.TriggerRetry), string(activity.TriggerReplay), string(activity.TriggerTest)},
 	"error_class": {string(activity.ClassConnect), string(activity.ClassRedirect), string(activity.ClassClient),
 		string(activity.ClassServer), string(activity.ClassTLS), string(activity.ClassTimeout), string(activity.ClassBlocked),
-		string(activity.ClassUnaccepted), string(activity.ClassInvalidURL), string(activity.ClassInterrupted)},
+		string(activity.ClassUnaccepted), string(activity.ClassInvalidURL), string(activity.ClassInterrupted),
+		string(activity.ClassRender), string(activity.ClassNotLive)},
 }
 
 // predicate compiles one comparison, narrowing q's hints where it can.

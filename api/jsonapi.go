@@ -23,6 +23,7 @@ type document struct {
 	// Included is nil unless the request asked for include=webhook-topics.
 	Included []resource `json:"included,omitzero"`
 	Links    any        `json:"links,omitempty"`
+	Meta     any        `json:"meta,omitempty"`
 }
 
 // resource is one JSON:API resource object. Topics have no attributes.

@@ -55,6 +55,8 @@ func (s *server) routes() http.Handler {
 		{"GET", "/webhookd/flow-actions/{id}/counts", s.auth(s.flowsOn(s.getFlowActionCounts))},
 		{"GET", "/webhookd/flow-actions/{id}/attempts", s.auth(s.flowsOn(s.flowActionAttempts(false)))},
 		{"GET", "/webhookd/flow-actions/{id}/attempts/{attempt_id}", s.auth(s.flowsOn(s.flowActionAttempts(true)))},
+		{"GET", "/webhookd/flow-actions/{id}/activity", s.auth(s.flowsOn(s.flowActionActivity))},
+		{"GET", "/webhookd/flow-actions/{id}/activity/{$}", s.auth(s.flowsOn(s.flowActionActivity))},
 
 		// Extension: why a webhook is in error or was disabled.
 		{"GET", "/webhookd/webhooks/{id}/delivery-state", s.auth(s.getDeliveryState)},

@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -67,11 +68,18 @@ type share struct {
 	retry   *retrier
 	queued  time.Time // when it joined its webhook's queue
 
+	// tried: a request carried this share, so a copy moved to the retry
+	// subject counts that try (retry.go, headerTries).
+	tried atomic.Bool
+
 	mu   sync.Mutex
 	done bool
 }
 
 var _ jetstream.Msg = (*share)(nil)
+
+// markTried notes that a request carried the share (record.go).
+func (s *share) markTried() { s.tried.Store(true) }
 
 // once reports whether this is the share's first settlement.
 func (s *share) once() bool {

@@ -71,6 +71,9 @@ func (d *delivery) attempt(s span, o outcome) activity.Attempt {
 	n := uint64(1)
 	for _, m := range d.msgs[s.lo:s.hi] {
 		n = max(n, numDelivered(m))
+		if t, ok := m.(interface{ markTried() }); ok {
+			t.markTried()
+		}
 	}
 	trigger := d.trigger
 	if trigger == "" {
@@ -166,12 +169,22 @@ func readExcerpt(resp *http.Response) string {
 	return string(buf[:n])
 }
 
-// numDelivered is m's delivery count. It reads the count from the ack
+// numDelivered is how many times m's event has been tried, this time
+// included: its delivery count, plus the tries a retry copy carries.
+func numDelivered(m jetstream.Msg) uint64 {
+	var prior uint64 // tries before a move to the retry subject
+	if p, ok := m.(interface{ priorTries() uint64 }); ok {
+		prior = p.priorTries()
+	}
+	return prior + deliveryCount(m)
+}
+
+// deliveryCount is m's JetStream delivery count. It reads the count from the ack
 // subject without allocating ($JS.ACK.<stream>.<consumer>.<delivered>...,
 // or with a domain and account hash after $JS.ACK: 9 or 12+ tokens), and
 // falls back to Metadata for anything else (a partition's share): the
 // record of a 1,000-event request costs 1,000 of these.
-func numDelivered(m jetstream.Msg) uint64 {
+func deliveryCount(m jetstream.Msg) uint64 {
 	const prefix = "$JS.ACK."
 	reply := m.Reply()
 	if strings.HasPrefix(reply, prefix) {

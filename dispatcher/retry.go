@@ -36,6 +36,9 @@ const retryPrefix = "webhookd.retry"
 const (
 	headerOrigin   = "Webhookd-Subject"
 	headerStoredAt = "Webhookd-Stored-At"
+	// headerTries on a retry copy is how many requests carried the event
+	// before it moved, so the attempt log keeps counting (record.go).
+	headerTries = "Webhookd-Tries"
 )
 
 func retrySubject(id string) string  { return retryPrefix + "." + id }
@@ -95,6 +98,9 @@ func (rt *retrier) divert(s *share) {
 	m.Data = s.Data()
 	copyHeaders(m.Header, s.Headers())
 	m.Header.Set(headerOrigin, s.Subject())
+	if s.tried.Load() {
+		m.Header.Set(headerTries, "1")
+	}
 	if id := s.Headers().Get(jetstream.MsgIDHeader); id != "" {
 		m.Header.Set(HeaderMsgID, id) // the producer's; Nats-Msg-Id becomes the divert's
 	}
@@ -195,6 +201,13 @@ func (m retryMsg) Headers() nats.Header {
 		h.Set(jetstream.MsgIDHeader, id)
 	}
 	return h
+}
+
+// priorTries is how many requests carried the event before it moved to
+// the retry subject.
+func (m retryMsg) priorTries() uint64 {
+	n, _ := strconv.ParseUint(m.Msg.Headers().Get(headerTries), 10, 64)
+	return n
 }
 
 // Subject is the subject the event was first published on.

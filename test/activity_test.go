@@ -145,7 +145,7 @@ type attemptDoc struct {
 // attemptRow is one attempt of a listing, flattened.
 type attemptRow struct {
 	id, class, outcome, trigger string
-	status                      int
+	status, attempt             int
 	ids                         []string
 	next                        bool
 	excerpt                     string
@@ -164,7 +164,7 @@ func listAttempts(t testing.TB, base string, w subscriptions.Webhook, q url.Valu
 		}
 		for _, d := range doc.Data {
 			a := d.Attributes
-			r := attemptRow{id: d.ID, outcome: a.Outcome, trigger: a.Trigger, ids: a.ExternalIDs, next: a.NextAttemptAt != nil}
+			r := attemptRow{id: d.ID, outcome: a.Outcome, trigger: a.Trigger, attempt: a.Attempt, ids: a.ExternalIDs, next: a.NextAttemptAt != nil}
 			if a.ErrorClass != nil {
 				r.class = *a.ErrorClass
 			}
@@ -270,6 +270,12 @@ func TestAttemptLogShowsEachKindInOrder(t *testing.T) {
 		case 2:
 			if r.status != 200 || r.outcome != "delivered" || r.next {
 				t.Errorf("delivered attempt = %+v, want status 200, no next_attempt_at", r)
+			}
+			// Its events failed before (500s, refusals): a retry, in
+			// either consumption model (with partitions the events
+			// moved to the webhook's retry subject in between).
+			if r.trigger != "retry" || r.attempt < 2 {
+				t.Errorf("delivered attempt = %+v, want trigger retry and attempt ≥ 2", r)
 			}
 		}
 	}

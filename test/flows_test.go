@@ -20,12 +20,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
-	"github.com/webhookd/webhookd/api"
 	"github.com/webhookd/webhookd/dispatcher/activity"
 	dflows "github.com/webhookd/webhookd/dispatcher/flows"
-	"github.com/webhookd/webhookd/subscriptions"
 	"github.com/webhookd/webhookd/subscriptions/flows"
-	"github.com/webhookd/webhookd/test/harness"
 )
 
 const topicOrder = "event:klaviyo.placed_order"
@@ -458,35 +455,11 @@ func TestFlowWebhookAttemptLog(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	e.startDispatcher()
-	js, err := jetstream.New(harness.Connect(t, e.nats))
-	if err != nil {
-		t.Fatal(err)
-	}
-	acfg := activity.Config{}
-	if err := activity.Ensure(context.Background(), js, acfg); err != nil {
-		t.Fatal(err)
-	}
-	w := activity.NewWriter(acfg, js, zerolog.Nop())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("activity.Writer.Run: %v", err)
-		}
-	})
+	w, apiURL := attemptLogAPI(t, e)
 	d := e.startFlows(func(c *dflows.Config) { c.Activity = w; c.RetryBase = 20 * time.Millisecond })
-	keys, err := subscriptions.ParseKeys([]string{testKey + "=default"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api.New(api.Config{AllowInsecureEndpoints: true, Flows: flows.NewStore(e.redis.Client(t)),
-		Attempts: activity.NewReader(acfg, js)}, e.store, keys, zerolog.Nop()))
-	t.Cleanup(srv.Close)
 
 	rcv := newReceiver(t, http.StatusServiceUnavailable, http.StatusOK)
-	flowID, actionID := createFlow(t, srv.URL, topicOrder, rcv.srv.URL, `{"e": "{{ person.email }}"}`, d)
+	flowID, actionID := createFlow(t, apiURL, topicOrder, rcv.srv.URL, `{"e": "{{ person.email }}"}`, d)
 	e.publishRaw(topicOrder, orderEvent("ev-log", 1, 0), "ev-log")
 
 	type attempt struct {
@@ -505,7 +478,7 @@ func TestFlowWebhookAttemptLog(t *testing.T) {
 	var doc struct{ Data []attempt }
 	waitFor(t, 30*time.Second, "two attempts in the log", func() bool {
 		doc.Data = nil
-		call(t, "GET", srv.URL+"/webhookd/flow-actions/"+actionID+"/attempts", "", &doc)
+		call(t, "GET", apiURL+"/webhookd/flow-actions/"+actionID+"/attempts", "", &doc)
 		return len(doc.Data) == 2
 	})
 	ok, failed := doc.Data[0].Attributes, doc.Data[1].Attributes
@@ -524,7 +497,7 @@ func TestFlowWebhookAttemptLog(t *testing.T) {
 			t.Errorf("GET %s = %d", a.Links.Self, st)
 		}
 	}
-	if st := call(t, "GET", srv.URL+"/webhookd/flow-actions/nope/attempts", "", nil); st != http.StatusNotFound {
+	if st := call(t, "GET", apiURL+"/webhookd/flow-actions/nope/attempts", "", nil); st != http.StatusNotFound {
 		t.Errorf("attempts of an unknown action = %d, want 404", st)
 	}
 }

@@ -44,6 +44,15 @@ const (
 	// freeze), so the answer is unknown; the events are sent again at once
 	// and the request does not count against the webhook.
 	ClassInterrupted ErrorClass = "interrupted"
+	// ClassRender: a flow webhook's body did not render, or rendered to
+	// something that is not JSON. No request was made: Status and
+	// Duration are 0, Error holds the template's reason. The event is
+	// skipped at once.
+	ClassRender ErrorClass = "render_error"
+	// ClassNotLive: a flow webhook's retry came due after its action was
+	// deleted or stopped being live. No request was made; the event is
+	// skipped.
+	ClassNotLive ErrorClass = "action_not_live"
 )
 
 // Attempt is one delivery request. WebhookID names a system webhook, or
@@ -54,6 +63,7 @@ type Attempt struct {
 	WebhookID       string
 	FlowID          string // flow webhooks only
 	ProfileID       string // flow webhooks only: the recipient
+	Email           string // flow webhooks only: the recipient's email, "" if the event included none
 	StartedAt       time.Time
 	Duration        time.Duration
 	Trigger         Trigger
@@ -67,6 +77,13 @@ type Attempt struct {
 	Attempt         int       // how many times its events had been tried, this time included
 	NextAttemptAt   time.Time // when it failed and will be tried again; zero otherwise
 	ExternalIDs     []string
+	// FirstAt is when its events were first tried (flow webhooks: the
+	// triggering event's first attempt); zero in records written before
+	// the field existed.
+	FirstAt time.Time
+	// Exhausted: it failed in a way that is retried, but it was the last
+	// try allowed, so its events are given up.
+	Exhausted bool
 }
 
 // Recorder takes attempts to the log. Record must not block: a recorder

@@ -29,6 +29,10 @@ type wire struct {
 	Attempt  int      `json:"k"`
 	NextAt   int64    `json:"r,omitempty"`
 	External []string `json:"i,omitempty"`
+	// Added later: records without them read as zero values.
+	Email     string `json:"m,omitempty"`
+	First     int64  `json:"ft,omitempty"`
+	Exhausted bool   `json:"z,omitempty"`
 }
 
 func micros(t time.Time) int64 {
@@ -53,6 +57,7 @@ func encode(a *Attempt) ([]byte, error) {
 		Outcome: a.Outcome, Status: a.Status, Class: string(a.ErrorClass), Error: a.Error,
 		Excerpt: a.ResponseExcerpt, Events: a.Events, Bytes: a.Bytes, Attempt: a.Attempt,
 		NextAt: micros(a.NextAttemptAt), External: a.ExternalIDs,
+		Email: a.Email, First: micros(a.FirstAt), Exhausted: a.Exhausted,
 	})
 }
 
@@ -68,5 +73,6 @@ func decode(b []byte) (Attempt, error) {
 		Trigger: w.Trigger, Outcome: w.Outcome, Status: w.Status, ErrorClass: ErrorClass(w.Class),
 		Error: w.Error, ResponseExcerpt: w.Excerpt, Events: w.Events, Bytes: w.Bytes, Attempt: w.Attempt,
 		NextAttemptAt: fromMicros(w.NextAt), ExternalIDs: w.External,
+		Email: w.Email, FirstAt: fromMicros(w.First), Exhausted: w.Exhausted,
 	}, nil
 }

@@ -50,7 +50,8 @@ type Config struct {
 	// Organization gives an account's organization context; nil: the
 	// account id as name, no url.
 	Organization func(account string) flowtmpl.Organization
-	// Activity receives every request (activity.Discard).
+	// Activity receives every request, and every event skipped without
+	// one (render_error, action_not_live) (activity.Discard).
 	Activity activity.Recorder
 	// Replicas is the retry stream's replica count (1).
 	Replicas int

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
@@ -377,7 +378,7 @@ func (d *Delivery) run(ctx context.Context, j job) next {
 		ID: uuidV7(), AccountID: j.l.flow.AccountID, WebhookID: a.ID, FlowID: j.l.flow.ID, ProfileID: j.ev.ProfileID,
 		StartedAt: start, Duration: now.Sub(start), Trigger: activity.TriggerLive, Status: r.status,
 		ErrorClass: r.class, Error: r.err, ResponseExcerpt: scrub(r.excerpt, a.Message.Headers), Events: 1, Bytes: len(body),
-		Attempt: j.attempt, ExternalIDs: []string{j.ev.ID},
+		Attempt: j.attempt, ExternalIDs: []string{j.ev.ID}, Email: j.ev.Email, FirstAt: j.first,
 	}
 	if j.attempt > 1 {
 		att.Trigger = activity.TriggerRetry
@@ -403,6 +404,7 @@ func (d *Delivery) run(ctx context.Context, j job) next {
 			d.stats.Retries.Add(1)
 		} else {
 			att.Error += fmt.Sprintf("; skipped after %d retries", MaxRetries)
+			att.Exhausted = true
 			o = pick(retrying, flows.RetrySkipped, flows.Skipped)
 			d.stats.Skipped.Add(1)
 		}
@@ -438,16 +440,49 @@ func (l *live) render(ev *flowtmpl.Event, org flowtmpl.Organization) ([]byte, er
 	return l.tmpl.RenderJSON(ev.Context(org))
 }
 
-// renderFailed skips j: counted, and logged once per action (a template
-// that fails for one event usually fails for many).
+// renderFailed skips j: counted, recorded in the attempt log as a
+// render_error attempt that made no request (so the action's activity
+// shows the event skipped, with the reason), and logged once per action
+// (a template that fails for one event usually fails for many).
 func (d *Delivery) renderFailed(ctx context.Context, j job, err error) {
 	d.stats.RenderErrors.Add(1)
 	d.stats.Skipped.Add(1)
+	d.recordUnsent(j.l.flow.AccountID, j.l.flow.ID, j.l.action.ID, j.ev, j.attempt, j.first,
+		activity.ClassRender, shorten(err.Error(), maxReasonLen))
 	d.noteStore(d.store.SkipUnsent(ctx, j.l.action.ID, j.attempt > 1))
 	if _, seen := d.renderLogged.LoadOrStore(j.l.action.ID, struct{}{}); !seen {
 		d.log.Warn().Str("flow_id", j.l.flow.ID).Str("action_id", j.l.action.ID).Str("account_id", j.l.flow.AccountID).
 			Str("reason", err.Error()).Msg("flow webhook body did not render; its events are skipped (logged once per action)")
 	}
+}
+
+// maxReasonLen bounds the reason a render error stores: a template's
+// error names its line and the construct, well within it.
+const maxReasonLen = 300
+
+// recordUnsent records an (event, action) skipped without a request:
+// Status 0, Duration 0, outcome failed, the class saying why.
+func (d *Delivery) recordUnsent(account, flow, action string, ev *flowtmpl.Event, attempt int, first time.Time, class activity.ErrorClass, reason string) {
+	trigger := activity.TriggerLive
+	if attempt > 1 {
+		trigger = activity.TriggerRetry
+	}
+	d.cfg.Activity.Record(activity.Attempt{
+		ID: uuidV7(), AccountID: account, WebhookID: action, FlowID: flow, ProfileID: ev.ProfileID, Email: ev.Email,
+		StartedAt: time.Now(), Trigger: trigger, Outcome: activity.Failed, ErrorClass: class, Error: reason,
+		Events: 1, Attempt: attempt, ExternalIDs: []string{ev.ID}, FirstAt: first,
+	})
+}
+
+// shorten cuts s to at most n bytes, on a rune boundary.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // acquire takes one of the action's request slots, polling for up to a

@@ -10,6 +10,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/webhookd/webhookd/batcher/flowtmpl"
+	"github.com/webhookd/webhookd/dispatcher"
+	"github.com/webhookd/webhookd/dispatcher/activity"
 )
 
 // retryMsg is one (event, action) waiting on the retry stream. The
@@ -61,18 +63,24 @@ func (d *Delivery) handleRetry(ctx context.Context, m jetstream.Msg) {
 		_ = m.NakWithDelay(wait)
 		return
 	}
-	l := d.idx.action(rm.ActionID)
-	if l == nil {
-		// Deleted, or no longer live: nothing is sent; the event counts as
-		// skipped (a deleted action's counters come back as two fields).
-		d.stats.Skipped.Add(1)
-		d.noteStore(d.store.SkipUnsent(ctx, rm.ActionID, true))
-		_ = m.Ack()
-		return
-	}
 	ev, err := flowtmpl.ParseEvent(rm.Event)
 	if err != nil {
 		_ = m.Term()
+		return
+	}
+	l := d.idx.action(rm.ActionID)
+	if l == nil {
+		// Deleted, or no longer live: nothing is sent; the event counts as
+		// skipped (a deleted action's counters come back as two fields)
+		// and the attempt log says why, so its activity does not show it
+		// waiting for ever.
+		d.stats.Skipped.Add(1)
+		d.noteStore(d.store.SkipUnsent(ctx, rm.ActionID, true))
+		if _, account, err := dispatcher.ParseSubject(rm.Subject, d.cfg.DefaultAccount); err == nil {
+			d.recordUnsent(account, rm.FlowID, rm.ActionID, ev, rm.Attempt, time.UnixMilli(rm.First),
+				activity.ClassNotLive, "the action was deleted or is no longer live; its retry was not sent")
+		}
+		_ = m.Ack()
 		return
 	}
 	j := job{l: l, ev: ev, raw: rm.Event, subject: rm.Subject, seq: rm.Seq, attempt: rm.Attempt, first: time.UnixMilli(rm.First)}
