@@ -211,6 +211,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		strings.Contains(got, "t0k3n-secret") {
 		t.Errorf("the action's section reads %q, want its header masked", got)
 	}
+	if got := eval(`document.querySelector('table.attempts tr.o-delivered').textContent`).(string); !strings.Contains(got, "ada@example.com") ||
+		!strings.Contains(got, "ord-") || !strings.Contains(got, "200") {
+		t.Errorf("the flow's attempt reads %q, want its event id, recipient and status", got)
+	}
 	// role: status when it renders, alert for a fault.
 	preview := func(body, role string) {
 		t.Helper()

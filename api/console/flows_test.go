@@ -115,6 +115,7 @@ func TestFlowPage(t *testing.T) {
 	}
 	for _, s := range []string{"Order &lt;script&gt;", "<code>ACa1</code>", "crm.example.com:8443", "<code>Authorization: Be********</code>",
 		"41 delivered", "9 failed", "&lt;b&gt;upstream&lt;/b&gt; said no", "excerpt &lt;script&gt;",
+		"<code>ext &lt;script&gt;", "ada&lt;script&gt;alert(1)&lt;/script&gt;@example.com",
 		`action="/console/flows/FLa/preview#action-ACa1"`, `name="action" value="ACa1"`,
 		// The template in the textarea, escaped.
 		`{&#34;x&#34;: &#34;{{ event.value }}&#34;} &lt;script&gt;`} {

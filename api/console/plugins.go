@@ -73,6 +73,9 @@ type Attempt struct {
 	Error           string
 	ResponseExcerpt string   // the start of the response body, as the endpoint sent it
 	ExternalIDs     []string // of its events
+	// Flow webhooks only: the recipient's profile id and email ("" when
+	// the event carried none).
+	ProfileID, Email string
 }
 
 // AttemptFilter narrows the attempt log; zero fields do not filter.

@@ -55,7 +55,7 @@ func (f *fakePlugins) Attempts(_ context.Context, wh subscriptions.Webhook, flt 
 	f.filters = append(f.filters, flt)
 	return []console.Attempt{{ID: "a1", At: time.Now(), Trigger: "live", Outcome: "failed", Status: 503, Events: 7,
 		Duration: 120 * time.Millisecond, ErrorClass: "server_error", Error: `<b>upstream</b> said no`,
-		ResponseExcerpt: "excerpt " + hostile, ExternalIDs: []string{"ext " + hostile}}}, "next-cursor", nil
+		ResponseExcerpt: "excerpt " + hostile, ExternalIDs: []string{"ext " + hostile}, Email: "ada" + hostile + "@example.com"}}, "next-cursor", nil
 }
 
 func (f *fakePlugins) SendTest(_ context.Context, wh subscriptions.Webhook) (console.Attempt, error) {

@@ -107,7 +107,7 @@ func consoleReplay(rp subscriptions.Replay) console.Replay {
 func consoleAttempt(a activity.Attempt) console.Attempt {
 	return console.Attempt{ID: a.ID, At: a.StartedAt, Trigger: string(a.Trigger), Outcome: string(a.Outcome),
 		Status: a.Status, Events: a.Events, Duration: a.Duration, ErrorClass: string(a.ErrorClass), Error: a.Error,
-		ResponseExcerpt: a.ResponseExcerpt, ExternalIDs: a.ExternalIDs}
+		ResponseExcerpt: a.ResponseExcerpt, ExternalIDs: a.ExternalIDs, ProfileID: a.ProfileID, Email: a.Email}
 }
 
 // logPlug reads the attempt log: its pages and its counts.
