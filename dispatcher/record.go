@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/webhookd/webhookd/dispatcher/activity"
+	"github.com/webhookd/webhookd/subscriptions"
 )
 
 // Recording requests in the attempt log (Config.Activity). Every request
@@ -91,7 +92,7 @@ func (d *delivery) attempt(s span, o outcome) activity.Attempt {
 		Trigger:         trigger,
 		Outcome:         activity.Delivered,
 		Status:          o.status,
-		ResponseExcerpt: scrub(o.excerpt, d.w.Secret),
+		ResponseExcerpt: scrub(o.excerpt, secretsOf(&d.w)...),
 		Events:          s.len(),
 		Bytes:           o.bytes,
 		Attempt:         int(n),
@@ -134,19 +135,31 @@ func (o outcome) class() activity.ErrorClass {
 }
 
 // scrub makes a response excerpt safe to keep: valid UTF-8, and without
-// the webhook's secret should the receiver echo it (a secret shorter than
-// 8 bytes is not searched for: it would match ordinary text).
-func scrub(excerpt, secret string) string {
+// the webhook's secrets should the receiver echo one (a secret shorter
+// than 8 bytes is not searched for: it would match ordinary text).
+func scrub(excerpt string, secrets ...string) string {
 	if excerpt == "" {
 		return ""
 	}
 	if !utf8.ValidString(excerpt) {
 		excerpt = strings.ToValidUTF8(excerpt, "\uFFFD")
 	}
-	if len(secret) >= 8 && strings.Contains(excerpt, secret) {
-		excerpt = strings.ReplaceAll(excerpt, secret, "[redacted]")
+	for _, secret := range secrets {
+		if len(secret) >= 8 && strings.Contains(excerpt, secret) {
+			excerpt = strings.ReplaceAll(excerpt, secret, "[redacted]")
+		}
 	}
 	return excerpt
+}
+
+// secretsOf are every secret w holds: its own and, during a staged
+// rotation, the rotation's (which signs, and after its retire time signs
+// alone, while w.Secret still holds the previous one).
+func secretsOf(w *subscriptions.Webhook) []string {
+	if w.Rotation == nil {
+		return []string{w.Secret}
+	}
+	return []string{w.Secret, w.Rotation.Secret}
 }
 
 var excerptPool = sync.Pool{New: func() any { return new([excerptMax]byte) }}

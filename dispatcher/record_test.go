@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"syscall"
@@ -290,5 +292,38 @@ func TestNumDelivered(t *testing.T) {
 	spy := &spyMsg{meta: &jetstream.MsgMetadata{NumDelivered: 7}}
 	if got := numDelivered(spy); got != 7 {
 		t.Errorf("numDelivered without an ack subject = %d, want Metadata's 7", got)
+	}
+}
+
+// During a staged rotation the rotation's secret signs (alone after its
+// retire time, while Webhook.Secret still holds the previous one): an
+// excerpt echoing either is redacted, in deliveries' attempts and in a
+// test send's.
+func TestAttemptScrubsRotationSecret(t *testing.T) {
+	const prev, next = "whsec-previous-0123456789", "whsec-rotated-9876543210"
+	d, _ := newBenchDelivery(t, 1)
+	d.w.Secret = prev
+	d.w.Rotation = &subscriptions.Rotation{ID: "r", Secret: next,
+		PromoteAt: time.Now().Add(-2 * time.Hour), RetireAt: time.Now().Add(-time.Hour)}
+	o := outcome{kind: kindStatus, status: 401, excerpt: "bad signature; I know " + prev + " and " + next}
+	a := d.attempt(span{0, 1}, o)
+	if strings.Contains(a.ResponseExcerpt, prev) || strings.Contains(a.ResponseExcerpt, next) {
+		t.Errorf("excerpt %q keeps a secret", a.ResponseExcerpt)
+	}
+	if want := "bad signature; I know [redacted] and [redacted]"; a.ResponseExcerpt != want {
+		t.Errorf("excerpt = %q, want %q", a.ResponseExcerpt, want)
+	}
+
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = io.WriteString(w, "expected "+next+" not "+prev)
+	}))
+	defer srv.Close()
+	c := &courier{cfg: Config{AllowInsecureEndpoints: true, DeliveryTimeout: 5 * time.Second, UserAgent: "t"}, client: srv.Client()}
+	w := d.w
+	w.EndpointURL = srv.URL
+	ts := c.testSend(context.Background(), w)
+	if ts.Status != 401 || strings.Contains(ts.ResponseExcerpt, prev) || strings.Contains(ts.ResponseExcerpt, next) {
+		t.Errorf("test send attempt: status %d, excerpt %q; want 401 without the secrets", ts.Status, ts.ResponseExcerpt)
 	}
 }

@@ -98,7 +98,7 @@ func (c *courier) testSend(ctx context.Context, w subscriptions.Webhook) activit
 	req.Header.Set("User-Agent", c.cfg.UserAgent)
 	signer.SetHeadersRotating(req.Header, w.ID, activeSecrets(&w, started.UTC()), body, started.UTC())
 	o := c.do(req)
-	a.ResponseExcerpt = scrub(o.excerpt, w.Secret)
+	a.ResponseExcerpt = scrub(o.excerpt, secretsOf(&w)...)
 	a.Duration = time.Since(started)
 	a.Status = o.status
 	if o.ok() {
