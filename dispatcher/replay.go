@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -309,7 +310,9 @@ func (r *replayer) deliver(ctx context.Context, rep *subscriptions.Replay, batch
 		for _, m := range pending {
 			m.(*replayMsg).reset()
 		}
-		r.courier.deliverAs(w, holder, pending, activity.TriggerReplay)
+		// A copy: the courier filters the undeliverable out of the slice
+		// it is given in place, which would shift pending's events.
+		r.courier.deliverAs(w, holder, slices.Clone(pending), activity.TriggerReplay)
 		var left []jetstream.Msg
 		for _, m := range pending {
 			switch m.(*replayMsg).get() {
