@@ -57,13 +57,18 @@ type Delivery struct {
 	renderLogged sync.Map // action id -> struct{}: its render error was logged
 	storeFailing atomic.Bool
 	consuming    atomic.Bool // the event consumer is being read
+
+	// warn is log sampled, for failures that can hit every event (a
+	// retry that cannot be written while NATS refuses).
+	warn zerolog.Logger
 }
 
 // New returns flow delivery on js and store.
 func New(cfg Config, js jetstream.JetStream, store Store, log zerolog.Logger) *Delivery {
 	cfg = cfg.withDefaults()
 	return &Delivery{cfg: cfg, js: js, store: store, log: log, client: newClient(cfg),
-		idx: newIndex(store, cfg.Limits, cfg.IndexPoll, log)}
+		idx:  newIndex(store, cfg.Limits, cfg.IndexPoll, log),
+		warn: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute})}
 }
 
 // Sends reports whether this replica's index has action id live: its

@@ -46,7 +46,7 @@ func (d *Delivery) settle(ctx context.Context, j job, n next) error {
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if _, err := d.js.PublishMsg(pctx, msg, jetstream.WithMsgID(id)); err != nil {
-		d.log.Warn().Err(err).Str("action_id", j.l.action.ID).Msg("flow delivery: cannot write a retry; the event comes back")
+		d.warn.Warn().Err(err).Str("action_id", j.l.action.ID).Msg("flow delivery: cannot write a retry; the event comes back (logged at most 5 times a minute)")
 		return err
 	}
 	return nil
