@@ -150,9 +150,15 @@ func (d *Delivery) runEvents(ctx context.Context) error {
 	}
 }
 
-// runRetries consumes the retry stream; a consumer deleted from outside
-// is made again.
+// runRetries consumes the retry stream once the index has loaded (a
+// retry read before would find no live action and be skipped); a
+// consumer deleted from outside is made again.
 func (d *Delivery) runRetries(ctx context.Context, cons jetstream.Consumer) error {
+	select {
+	case <-d.idx.ready:
+	case <-ctx.Done():
+		return nil
+	}
 	for {
 		err := d.consume(ctx, cons, d.handleRetry)
 		if ctx.Err() != nil {
