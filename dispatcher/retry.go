@@ -98,6 +98,7 @@ func (rt *retrier) divert(s *share) {
 	m.Data = s.Data()
 	copyHeaders(m.Header, s.Headers())
 	m.Header.Set(headerOrigin, s.Subject())
+	m.Header.Del(headerTries) // a producer's own is not ours to count
 	if s.tried.Load() {
 		m.Header.Set(headerTries, "1")
 	}

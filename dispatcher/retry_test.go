@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -168,6 +169,39 @@ func TestRetryPlanStaleUsesNewestRecord(t *testing.T) {
 			m := &spyMsg{hdr: nats.Header{headerStoredAt: []string{strconv.FormatInt(tc.storedAt.UnixNano(), 10)}}}
 			if got := k.retryPlan().stale(runnerRecord, m); got != tc.want {
 				t.Errorf("stale = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// A retry copy says how many requests carried its event (the attempt
+// log keeps counting from it) and nothing else: a producer's own
+// Webhookd-Tries header must not inflate the count of an event never
+// tried, and a tried event's copy says 1 whatever the producer set.
+func TestRetryCopyCountsOnlyOurTries(t *testing.T) {
+	for _, tried := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tried=%v", tried), func(t *testing.T) {
+			e := newPfixEnv(t, Config{})
+			e.publish("ev1", nats.Header{headerTries: []string{"7"}})
+			spy := newSpy(e.take(1)[0])
+			rt := newRetrierT(t, e.cfg, e.js, &flagRecorder{})
+			tf := newTestFan(spy, 1)
+			s := tf.share(e.w.ID, rt)
+			if tried {
+				s.markTried()
+			}
+			_ = s.Nak()
+			tf.waitReleased(t)
+			copies := e.retryCopies()
+			if len(copies) != 1 {
+				t.Fatalf("retry stream holds %d copies, want 1", len(copies))
+			}
+			want := ""
+			if tried {
+				want = "1"
+			}
+			if got := copies[0].Header.Get(headerTries); got != want {
+				t.Errorf("copy's %s = %q, want %q", headerTries, got, want)
 			}
 		})
 	}
