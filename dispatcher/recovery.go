@@ -105,6 +105,9 @@ func (d *Dispatcher) StartReplay(ctx context.Context, w subscriptions.Webhook, s
 	if !w.Enabled {
 		return subscriptions.Replay{}, ErrWebhookDisabled
 	}
+	if len(topics) == 0 {
+		topics = w.Topics
+	}
 	st, err := x.js.Stream(ctx, d.cfg.Stream)
 	if err != nil {
 		return subscriptions.Replay{}, fmt.Errorf("replay: event stream: %w", err)

@@ -204,7 +204,13 @@ func (r *replayer) replay(ctx context.Context, rep *subscriptions.Replay) error 
 	if err != nil {
 		return err
 	}
-	occ := jetstream.OrderedConsumerConfig{FilterSubjects: r.cfg.storedSubjects(w, rep.Topics)}
+	subjects := r.cfg.storedSubjects(w, rep.Topics)
+	if len(subjects) == 0 {
+		// An ordered consumer without a filter would read every
+		// account's events: never.
+		return errors.New("replay: no topics to read")
+	}
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: subjects}
 	if rep.Checkpoint > 0 {
 		occ.DeliverPolicy, occ.OptStartSeq = jetstream.DeliverByStartSequencePolicy, rep.Checkpoint+1
 	} else {
@@ -360,6 +366,9 @@ func (r *replayer) acquire(ctx context.Context, id, holder string) error {
 // (partitionTransform: three-token subjects gain wp.<k>., bare topics
 // stay).
 func (c Config) storedSubjects(w subscriptions.Webhook, topics []string) []string {
+	if len(topics) == 0 {
+		return nil // no topics, no subjects: never the whole stream
+	}
 	w.Topics = topics
 	fs := filterSubjects(w, c.DefaultAccount)
 	if c.Partitions == 0 {

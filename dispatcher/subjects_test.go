@@ -83,3 +83,18 @@ func TestFilterSubjects(t *testing.T) {
 		}
 	}
 }
+
+// A replay reads the stored subjects of its topics only; no topics is
+// no subjects, never an unfiltered read of every account's events.
+func TestStoredSubjectsOfNoTopicsIsNone(t *testing.T) {
+	w := subscriptions.Webhook{ID: "w", AccountID: "acme", Topics: []string{"event:klaviyo.sent_sms"}}
+	for _, parts := range []int{0, 16} {
+		c := Config{Partitions: parts, DefaultAccount: "default"}
+		if got := c.storedSubjects(w, nil); got != nil {
+			t.Errorf("partitions %d: storedSubjects(no topics) = %v, want none", parts, got)
+		}
+		if got := c.storedSubjects(w, w.Topics); len(got) == 0 {
+			t.Errorf("partitions %d: storedSubjects(%v) is empty", parts, w.Topics)
+		}
+	}
+}
