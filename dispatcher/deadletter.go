@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -39,6 +40,22 @@ type deadLetterer struct {
 	js     jetstream.JetStream
 	log    zerolog.Logger
 	stats  *Stats
+
+	sampleOnce sync.Once
+	sampled    zerolog.Logger // log, at most deadLetterLogBurst lines a minute
+}
+
+// deadLetterLogBurst is how many dead-letter log lines a minute a replica
+// writes: a producer may publish thousands of bad events, each counted
+// (webhookd_dead_lettered_total) and kept on the dead-letter stream.
+const deadLetterLogBurst = 10
+
+// warn is the sampled logger for per-event lines.
+func (dl *deadLetterer) warn() *zerolog.Logger {
+	dl.sampleOnce.Do(func() {
+		dl.sampled = dl.log.Sample(&zerolog.BurstSampler{Burst: deadLetterLogBurst, Period: time.Minute})
+	})
+	return &dl.sampled
 }
 
 // set puts m aside on <prefix>.<code> with the reason in a header, then
@@ -73,14 +90,14 @@ func (dl *deadLetterer) set(ctx context.Context, m jetstream.Msg, code, reason s
 	defer cancel()
 	ack, err := dl.js.PublishMsg(pctx, out)
 	if err != nil {
-		dl.log.Error().Err(err).Str("subject", m.Subject()).Msg("dead-letter publish failed; event handed back")
+		dl.warn().Error().Err(err).Str("subject", m.Subject()).Msg("dead-letter publish failed; event handed back")
 		_ = m.NakWithDelay(5 * time.Second)
 		return
 	}
 	if !ack.Duplicate {
 		dl.stats.DeadLettered.Add(1)
-		dl.log.Warn().Str("subject", m.Subject()).Uint64("stream_seq", md.Sequence.Stream).
-			Str("reason", reason).Msg("event set aside on the dead-letter subject")
+		dl.warn().Warn().Str("subject", m.Subject()).Uint64("stream_seq", md.Sequence.Stream).
+			Str("reason", reason).Msg("event set aside on the dead-letter subject (log sampled; webhookd_events_dead_lettered_total counts each)")
 	}
 	_ = m.TermWithReason(code)
 }

@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -204,5 +205,27 @@ func TestRetryCopyCountsOnlyOurTries(t *testing.T) {
 				t.Errorf("copy's %s = %q, want %q", headerTries, got, want)
 			}
 		})
+	}
+}
+
+// A producer that publishes many bad events gets them all set aside and
+// counted, but the log says so a few times a minute, not once per event.
+func TestDeadLetterLogIsSampled(t *testing.T) {
+	e := newPfixEnv(t, Config{})
+	const n = 30
+	for i := range n {
+		e.publish("bad-"+strconv.Itoa(i), nil)
+	}
+	var buf bytes.Buffer
+	stats := new(Stats)
+	dl := &deadLetterer{prefix: e.cfg.DeadLetter, js: e.js, log: zerolog.New(&buf), stats: stats}
+	for _, m := range e.take(n) {
+		dl.set(context.Background(), m, "not_json", "not JSON")
+	}
+	if got := stats.DeadLettered.Load(); got != n {
+		t.Errorf("dead-lettered counter = %d, want %d", got, n)
+	}
+	if lines := bytes.Count(buf.Bytes(), []byte("\n")); lines == 0 || lines > deadLetterLogBurst {
+		t.Errorf("%d log lines for %d dead letters, want 1 to %d", lines, n, deadLetterLogBurst)
 	}
 }
