@@ -264,3 +264,21 @@ func TestConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// Every loop iteration reads the clock: one iteration's body can cost as
+// much as the template's whole straight-line code (a chain of padding
+// filters building 256 KiB values, say), so sampling the clock every
+// 64th iteration let such a loop run 64 bodies past its budget (a
+// 16 KiB template ran ~5 s against the 100 ms default). Here a render
+// whose budget is already spent must stop at the first iteration of a
+// short loop, before any body runs.
+func TestRenderTimeCheckedEveryIteration(t *testing.T) {
+	tpl, err := Parse(`{% for a in xs %}{{ a }}{% endfor %}`, Limits{MaxRenderTime: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tpl.Render(map[string]any{"xs": []any{1, 2, 3}})
+	if !errors.Is(err, ErrBudget) || !strings.Contains(err.Error(), "longer than") {
+		t.Errorf("Render past its time budget = %q, %v; want ErrBudget for time", out, err)
+	}
+}

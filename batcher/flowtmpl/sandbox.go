@@ -171,12 +171,20 @@ func (b *budget) tick() {
 	}
 }
 
+// iterate charges one loop iteration and reads the clock every time:
+// one iteration's body may cost as much as the template's whole
+// straight-line code (a chain of filters each building a value of up to
+// maxValueBytes), so sampling as tick does would let a loop overrun its
+// time budget by 64 bodies. Iterations are capped, so this costs at most
+// MaxIterations clock reads.
 func (b *budget) iterate() {
 	b.iterations++
 	if b.iterations > b.lim.MaxIterations {
 		b.fail("the template's loops ran more than %d iterations", b.lim.MaxIterations)
 	}
-	b.tick()
+	if time.Now().After(b.deadline) {
+		b.fail("the template ran longer than %v", b.lim.MaxRenderTime)
+	}
 }
 
 // grow accounts n more bytes of output (or of a value about to be made).
