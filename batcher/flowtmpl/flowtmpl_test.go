@@ -282,3 +282,41 @@ func TestRenderTimeCheckedEveryIteration(t *testing.T) {
 		t.Errorf("Render past its time budget = %q, %v; want ErrBudget for time", out, err)
 	}
 }
+
+// Filters that grow their input each time they are applied cannot be
+// chained past the value cap: addslashes doubles a run of quotes (2^n
+// after n calls, so a 100-byte template could exhaust memory), escape,
+// urlencode and linenumbers add a fixed amount per call; escapejs
+// (six-fold, then nearly two-fold per call) is banned like the other
+// HTML helpers. Each template here made a value over 256 KiB without
+// an error.
+func TestGrowingFiltersCapped(t *testing.T) {
+	data := map[string]any{"pct": strings.Repeat("%", 100_000), "lines": strings.Repeat("\n", 50_000)}
+	for _, src := range []string{
+		`{{ "` + strings.Repeat(`\"`, 1000) + `"` + strings.Repeat("|addslashes", 10) + `|length }}`,
+		`{{ "` + strings.Repeat("&", 2000) + `"` + strings.Repeat("|escape", 40) + `|length }}`,
+		`{{ "` + strings.Repeat("&", 2000) + `"` + strings.Repeat("|e", 40) + `|length }}`,
+		`{{ pct|urlencode|length }}`,
+		`{{ lines|linenumbers|length }}`,
+	} {
+		tpl, err := Parse(src, Limits{})
+		if err != nil {
+			t.Fatalf("Parse(%.60s…) = %v", src, err)
+		}
+		if out, err := tpl.Render(data); err == nil {
+			t.Errorf("Render(%.60s…) = %s, want a refusal past the value cap", src, out)
+		}
+	}
+	if _, err := Parse(`{{ "<"|escapejs }}`, Limits{}); !errors.Is(err, ErrSyntax) {
+		t.Errorf("Parse(escapejs) = %v, want ErrSyntax (banned)", err)
+	}
+	// Small values are unchanged.
+	tpl, err := Parse(`{{ "a&b <c> \"d\" 'e'"|escape|safe }} {{ "a b&c"|urlencode }} {{ "x\"y"|addslashes|safe }} {{ l|linenumbers|safe }}`, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tpl.Render(map[string]any{"l": "p\nq"})
+	if want := `a&amp;b &lt;c&gt; &quot;d&quot; &#39;e&#39; a+b%26c x\"y 1. p` + "\n" + `2. q`; err != nil || string(out) != want {
+		t.Errorf("Render = %q, %v; want %q", out, err, want)
+	}
+}

@@ -23,7 +23,7 @@ var bannedTags = []string{"include", "import", "extends", "ssi", "macro", "block
 // (stringformat: "%999999999d") or escape for HTML contexts
 // (escapejs, urlize, urlizetrunc, linebreaks, linebreaksbr, safeseq are
 // HTML helpers; a JSON body has no use for them).
-var bannedFilters = []string{"stringformat", "urlize", "urlizetrunc", "linebreaks", "linebreaksbr",
+var bannedFilters = []string{"stringformat", "escapejs", "urlize", "urlizetrunc", "linebreaks", "linebreaksbr",
 	"safeseq", "wordwrap", "pluralize_with_count"}
 
 // printTag and forTag replace {{ }} and the built-in for; budgetKey is
