@@ -229,10 +229,9 @@ func filterCapitalize(in, _ *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
 	return pongo2.AsValue(string(unicode.ToUpper(r)) + s[n:]), nil
 }
 
+// encode is a base64 encoding: a third longer per call, so capped.
 func encode(f func([]byte) string) pongo2.FilterFunction {
-	return func(in, _ *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
-		return pongo2.AsValue(f([]byte(in.String()))), nil
-	}
+	return grows("base64_encode", func(s string) string { return f([]byte(s)) })
 }
 
 func decode(f func(string) ([]byte, error)) pongo2.FilterFunction {

@@ -286,7 +286,8 @@ func TestRenderTimeCheckedEveryIteration(t *testing.T) {
 // Filters that grow their input each time they are applied cannot be
 // chained past the value cap: addslashes doubles a run of quotes (2^n
 // after n calls, so a 100-byte template could exhaust memory), escape,
-// urlencode and linenumbers add a fixed amount per call; escapejs
+// urlencode and linenumbers add a fixed amount per call, base64_encode
+// a third (1.33^n); escapejs
 // (six-fold, then nearly two-fold per call) is banned like the other
 // HTML helpers. Each template here made a value over 256 KiB without
 // an error.
@@ -298,6 +299,8 @@ func TestGrowingFiltersCapped(t *testing.T) {
 		`{{ "` + strings.Repeat("&", 2000) + `"` + strings.Repeat("|e", 40) + `|length }}`,
 		`{{ pct|urlencode|length }}`,
 		`{{ lines|linenumbers|length }}`,
+		`{{ pct` + strings.Repeat("|base64_encode", 5) + `|length }}`,
+		`{{ pct` + strings.Repeat("|base64_url_safe_encode", 5) + `|length }}`,
 	} {
 		tpl, err := Parse(src, Limits{})
 		if err != nil {
