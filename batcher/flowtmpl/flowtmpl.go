@@ -9,7 +9,8 @@
 //     name, so nothing outside the render data is reachable.
 //   - Budgets (Limits): the template's size; the output's size (every
 //     write is counted, a write past the cap stops the render); loop
-//     iterations summed over all loops; wall-clock render time, checked
+//     iterations summed over all loops; what with and set bind (four
+//     times the output cap); wall-clock render time, checked
 //     at every loop iteration and every 64th print. Filters that could
 //     grow a value beyond the output cap in one call (add, join, center,
 //     ljust, rjust, floatformat) or over repeated calls (addslashes,

@@ -323,3 +323,38 @@ func TestGrowingFiltersCapped(t *testing.T) {
 		t.Errorf("Render = %q, %v; want %q", out, err, want)
 	}
 }
+
+// Values bound by with and set stay alive for the rest of their block,
+// so a 16 KiB template binding hundreds of 256 KiB strings (or lists
+// made from them) held ~180 MB per render without breaking any budget;
+// what with and set hold is now capped at four times the output budget.
+func TestBoundValuesCapped(t *testing.T) {
+	var with, set strings.Builder
+	with.WriteString(`{% with s="a"|ljust:200000 %}{% with `)
+	set.WriteString(`{% with s="a"|ljust:200000 %}`)
+	for i := range 30 {
+		fmt.Fprintf(&with, "v%d=s|add:%d ", i, i)
+		fmt.Fprintf(&set, "{%% set v%d = s|add:%d %%}", i, i)
+	}
+	with.WriteString(`%}{}{% endwith %}{% endwith %}`)
+	set.WriteString(`{}{% endwith %}`)
+	for name, src := range map[string]string{"with": with.String(), "set": set.String(),
+		"lists": `{% with s="a"|ljust:100000 %}{% with a=s|make_list b=s|make_list c=s|make_list %}{}{% endwith %}{% endwith %}`} {
+		tpl, err := Parse(src, Limits{})
+		if err != nil {
+			t.Fatalf("%s: Parse = %v", name, err)
+		}
+		if _, err := tpl.Render(map[string]any{}); !errors.Is(err, ErrBudget) {
+			t.Errorf("%s: Render = %v, want ErrBudget for held values", name, err)
+		}
+	}
+	// Ordinary bindings, both with syntaxes, and set.
+	tpl, err := Parse(`{% with n=person.name|upper %}{% with person.age as a %}{% set x = n|add:"!" %}{"n":"{{ x }}","a":{{ a }}}{% endwith %}{% endwith %}`, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tpl.RenderJSON(map[string]any{"person": map[string]any{"name": "ada", "age": 36}})
+	if err != nil || string(out) != `{"n":"ADA!","a":36}` {
+		t.Errorf("Render = %s, %v", out, err)
+	}
+}
