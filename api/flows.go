@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/webhookd/webhookd/subscriptions/flows"
 )
@@ -207,8 +208,10 @@ func (s *server) updateFlowAction(w http.ResponseWriter, r *http.Request, accoun
 			msg := p.message
 			msg.ID = a.Message.ID
 			for name, v := range msg.Headers {
-				if old, ok := a.Message.Headers[name]; ok && v == flows.Mask(old) {
-					msg.Headers[name] = old
+				for oldName, old := range a.Message.Headers { // header names are case-insensitive
+					if strings.EqualFold(name, oldName) && v == flows.Mask(old) {
+						msg.Headers[name] = old
+					}
 				}
 			}
 			a.Status, a.Message = p.status, msg

@@ -102,7 +102,9 @@ func (s *server) routes() http.Handler {
 	}
 	if s.cfg.Console != nil {
 		mux.Handle("/console/", s.cfg.Console)
-		mux.Handle("/console", http.RedirectHandler("/console/", http.StatusMovedPermanently))
+		// The console redirects /console to /console/ itself, so the
+		// redirect carries its security headers too.
+		mux.Handle("/console", s.cfg.Console)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.fail(w, r, errNotFound) })
 	return mux

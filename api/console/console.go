@@ -124,6 +124,7 @@ func (c *Console) routes() *http.ServeMux {
 	files := http.StripPrefix("/console/static/", http.FileServer(http.FS(static)))
 
 	mux := http.NewServeMux()
+	mux.Handle("/console", http.RedirectHandler(cookiePath, http.StatusMovedPermanently))
 	mux.HandleFunc("GET /console/{$}", c.signInPage)
 	mux.HandleFunc("POST /console/login", c.login)
 	mux.Handle("POST /console/logout", c.action(c.logout))

@@ -9,11 +9,14 @@
 //     name, so nothing outside the render data is reachable.
 //   - Budgets (Limits): the template's size; the output's size (every
 //     write is counted, a write past the cap stops the render); loop
-//     iterations summed over all loops; wall-clock render time, checked
-//     at every print and every loop iteration. Filters that could grow a
-//     value beyond the output cap in one call (add, join, center, ljust,
-//     rjust, floatformat) are replaced by capped versions; stringformat,
-//     lorem, filter, spaceless, autoescape and the like are banned.
+//     iterations summed over all loops; what with and set bind (four
+//     times the output cap); wall-clock render time, checked
+//     at every loop iteration and every 64th print. Filters that could
+//     grow a value beyond the output cap in one call (add, join, center,
+//     ljust, rjust, floatformat) or over repeated calls (addslashes,
+//     escape, urlencode, linenumbers) are replaced by capped versions;
+//     stringformat, escapejs, lorem, filter, spaceless, autoescape and
+//     the like are banned.
 //   - Printing suits JSON: {{ x }} is rewritten to a print tag of this
 //     package, which writes strings JSON-escaped (without quotes; |safe
 //     prints them raw), numbers as JSON does (12.5, not 12.500000),

@@ -264,3 +264,97 @@ func TestConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// Every loop iteration reads the clock: one iteration's body can cost as
+// much as the template's whole straight-line code (a chain of padding
+// filters building 256 KiB values, say), so sampling the clock every
+// 64th iteration let such a loop run 64 bodies past its budget (a
+// 16 KiB template ran ~5 s against the 100 ms default). Here a render
+// whose budget is already spent must stop at the first iteration of a
+// short loop, before any body runs.
+func TestRenderTimeCheckedEveryIteration(t *testing.T) {
+	tpl, err := Parse(`{% for a in xs %}{{ a }}{% endfor %}`, Limits{MaxRenderTime: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tpl.Render(map[string]any{"xs": []any{1, 2, 3}})
+	if !errors.Is(err, ErrBudget) || !strings.Contains(err.Error(), "longer than") {
+		t.Errorf("Render past its time budget = %q, %v; want ErrBudget for time", out, err)
+	}
+}
+
+// Filters that grow their input each time they are applied cannot be
+// chained past the value cap: addslashes doubles a run of quotes (2^n
+// after n calls, so a 100-byte template could exhaust memory), escape,
+// urlencode and linenumbers add a fixed amount per call, base64_encode
+// a third (1.33^n); escapejs
+// (six-fold, then nearly two-fold per call) is banned like the other
+// HTML helpers. Each template here made a value over 256 KiB without
+// an error.
+func TestGrowingFiltersCapped(t *testing.T) {
+	data := map[string]any{"pct": strings.Repeat("%", 100_000), "lines": strings.Repeat("\n", 50_000)}
+	for _, src := range []string{
+		`{{ "` + strings.Repeat(`\"`, 1000) + `"` + strings.Repeat("|addslashes", 10) + `|length }}`,
+		`{{ "` + strings.Repeat("&", 2000) + `"` + strings.Repeat("|escape", 40) + `|length }}`,
+		`{{ "` + strings.Repeat("&", 2000) + `"` + strings.Repeat("|e", 40) + `|length }}`,
+		`{{ pct|urlencode|length }}`,
+		`{{ lines|linenumbers|length }}`,
+		`{{ pct` + strings.Repeat("|base64_encode", 5) + `|length }}`,
+		`{{ pct` + strings.Repeat("|base64_url_safe_encode", 5) + `|length }}`,
+	} {
+		tpl, err := Parse(src, Limits{})
+		if err != nil {
+			t.Fatalf("Parse(%.60s…) = %v", src, err)
+		}
+		if out, err := tpl.Render(data); err == nil {
+			t.Errorf("Render(%.60s…) = %s, want a refusal past the value cap", src, out)
+		}
+	}
+	if _, err := Parse(`{{ "<"|escapejs }}`, Limits{}); !errors.Is(err, ErrSyntax) {
+		t.Errorf("Parse(escapejs) = %v, want ErrSyntax (banned)", err)
+	}
+	// Small values are unchanged.
+	tpl, err := Parse(`{{ "a&b <c> \"d\" 'e'"|escape|safe }} {{ "a b&c"|urlencode }} {{ "x\"y"|addslashes|safe }} {{ l|linenumbers|safe }}`, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tpl.Render(map[string]any{"l": "p\nq"})
+	if want := `a&amp;b &lt;c&gt; &quot;d&quot; &#39;e&#39; a+b%26c x\"y 1. p` + "\n" + `2. q`; err != nil || string(out) != want {
+		t.Errorf("Render = %q, %v; want %q", out, err, want)
+	}
+}
+
+// Values bound by with and set stay alive for the rest of their block,
+// so a 16 KiB template binding hundreds of 256 KiB strings (or lists
+// made from them) held ~180 MB per render without breaking any budget;
+// what with and set hold is now capped at four times the output budget.
+func TestBoundValuesCapped(t *testing.T) {
+	var with, set strings.Builder
+	with.WriteString(`{% with s="a"|ljust:200000 %}{% with `)
+	set.WriteString(`{% with s="a"|ljust:200000 %}`)
+	for i := range 30 {
+		fmt.Fprintf(&with, "v%d=s|add:%d ", i, i)
+		fmt.Fprintf(&set, "{%% set v%d = s|add:%d %%}", i, i)
+	}
+	with.WriteString(`%}{}{% endwith %}{% endwith %}`)
+	set.WriteString(`{}{% endwith %}`)
+	for name, src := range map[string]string{"with": with.String(), "set": set.String(),
+		"lists": `{% with s="a"|ljust:100000 %}{% with a=s|make_list b=s|make_list c=s|make_list %}{}{% endwith %}{% endwith %}`} {
+		tpl, err := Parse(src, Limits{})
+		if err != nil {
+			t.Fatalf("%s: Parse = %v", name, err)
+		}
+		if _, err := tpl.Render(map[string]any{}); !errors.Is(err, ErrBudget) {
+			t.Errorf("%s: Render = %v, want ErrBudget for held values", name, err)
+		}
+	}
+	// Ordinary bindings, both with syntaxes, and set.
+	tpl, err := Parse(`{% with n=person.name|upper %}{% with person.age as a %}{% set x = n|add:"!" %}{"n":"{{ x }}","a":{{ a }}}{% endwith %}{% endwith %}`, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tpl.RenderJSON(map[string]any{"person": map[string]any{"name": "ada", "age": 36}})
+	if err != nil || string(out) != `{"n":"ADA!","a":36}` {
+		t.Errorf("Render = %s, %v", out, err)
+	}
+}

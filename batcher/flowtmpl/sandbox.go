@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -23,7 +24,7 @@ var bannedTags = []string{"include", "import", "extends", "ssi", "macro", "block
 // (stringformat: "%999999999d") or escape for HTML contexts
 // (escapejs, urlize, urlizetrunc, linebreaks, linebreaksbr, safeseq are
 // HTML helpers; a JSON body has no use for them).
-var bannedFilters = []string{"stringformat", "urlize", "urlizetrunc", "linebreaks", "linebreaksbr",
+var bannedFilters = []string{"stringformat", "escapejs", "urlize", "urlizetrunc", "linebreaks", "linebreaksbr",
 	"safeseq", "wordwrap", "pluralize_with_count"}
 
 // printTag and forTag replace {{ }} and the built-in for; budgetKey is
@@ -57,6 +58,8 @@ func sandbox() (*pongo2.TemplateSet, error) {
 		var errs []error
 		errs = append(errs, pongo2.RegisterTag(printTag, parsePrint))
 		errs = append(errs, pongo2.ReplaceTag("for", parseFor))
+		errs = append(errs, pongo2.ReplaceTag("with", parseWith))
+		errs = append(errs, pongo2.ReplaceTag("set", parseSet))
 		for name, f := range cappedFilters {
 			errs = append(errs, pongo2.ReplaceFilter(name, f))
 		}
@@ -145,6 +148,7 @@ type budget struct {
 	written    int
 	iterations int
 	checks     int
+	held       int // bytes bound by with and set, never credited back
 }
 
 // budgetOf finds the render's budget in an execution context.
@@ -171,12 +175,20 @@ func (b *budget) tick() {
 	}
 }
 
+// iterate charges one loop iteration and reads the clock every time:
+// one iteration's body may cost as much as the template's whole
+// straight-line code (a chain of filters each building a value of up to
+// maxValueBytes), so sampling as tick does would let a loop overrun its
+// time budget by 64 bodies. Iterations are capped, so this costs at most
+// MaxIterations clock reads.
 func (b *budget) iterate() {
 	b.iterations++
 	if b.iterations > b.lim.MaxIterations {
 		b.fail("the template's loops ran more than %d iterations", b.lim.MaxIterations)
 	}
-	b.tick()
+	if time.Now().After(b.deadline) {
+		b.fail("the template ran longer than %v", b.lim.MaxRenderTime)
+	}
 }
 
 // grow accounts n more bytes of output (or of a value about to be made).
@@ -184,6 +196,26 @@ func (b *budget) grow(n int) {
 	b.written += n
 	if b.written > b.lim.MaxOutputBytes {
 		b.fail("the output is larger than %d bytes", b.lim.MaxOutputBytes)
+	}
+}
+
+// heldFactor times MaxOutputBytes caps what with and set bind in one
+// render (1 MiB by default): far more than a body needs, far less than
+// hundreds of 256 KiB values.
+const heldFactor = 4
+
+// hold charges a value bound by with or set: a string's bytes, a list's
+// or object's elements at 16 bytes each (a list made by make_list from
+// a long string is mostly string headers).
+func (b *budget) hold(v *pongo2.Value) {
+	switch {
+	case v.IsString():
+		b.held += len(v.String())
+	case v.CanSlice() || reflect.ValueOf(v.Interface()).Kind() == reflect.Map:
+		b.held += 16 * v.Len()
+	}
+	if b.held > heldFactor*b.lim.MaxOutputBytes {
+		b.fail("the template's with and set values hold more than %d bytes", heldFactor*b.lim.MaxOutputBytes)
 	}
 }
 

@@ -185,3 +185,108 @@ func (n *forNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWriter)
 	}, n.reversed, false)
 	return loopErr
 }
+
+// withNode is {% with a=x b=y %}…{% endwith %} (or the older
+// {% with x as a %}), and setNode {% set a = x %}: as pongo2's, except
+// that every value they bind is charged to the render's budget (hold),
+// since it stays alive for the rest of its block.
+type withNode struct {
+	names []string
+	exprs []pongo2.IEvaluator
+	body  *pongo2.NodeWrapper
+}
+
+func parseWith(doc *pongo2.Parser, _ *pongo2.Token, args *pongo2.Parser) (pongo2.INodeTag, *pongo2.Error) {
+	if args.Count() == 0 {
+		return nil, args.Error("Tag 'with' requires at least one argument.", nil)
+	}
+	body, end, err := doc.WrapUntilTag("endwith")
+	if err != nil {
+		return nil, err
+	}
+	if end.Count() > 0 {
+		return nil, end.Error("Arguments not allowed here.", nil)
+	}
+	oldStyle := false
+	for i := range args.Count() {
+		if args.PeekN(i, pongo2.TokenKeyword, "as") != nil {
+			oldStyle = true
+			break
+		}
+	}
+	n := &withNode{body: body}
+	for args.Remaining() > 0 {
+		var name *pongo2.Token
+		var expr pongo2.IEvaluator
+		if oldStyle {
+			if expr, err = args.ParseExpression(); err != nil {
+				return nil, err
+			}
+			if args.Match(pongo2.TokenKeyword, "as") == nil {
+				return nil, args.Error("Expected 'as' keyword.", nil)
+			}
+			if name = args.MatchType(pongo2.TokenIdentifier); name == nil {
+				return nil, args.Error("Expected an identifier", nil)
+			}
+		} else {
+			if name = args.MatchType(pongo2.TokenIdentifier); name == nil {
+				return nil, args.Error("Expected an identifier", nil)
+			}
+			if args.Match(pongo2.TokenSymbol, "=") == nil {
+				return nil, args.Error("Expected '='.", nil)
+			}
+			if expr, err = args.ParseExpression(); err != nil {
+				return nil, err
+			}
+		}
+		n.names, n.exprs = append(n.names, name.Val), append(n.exprs, expr)
+	}
+	return n, nil
+}
+
+func (n *withNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWriter) *pongo2.Error {
+	b := budgetOf(ctx)
+	wctx := pongo2.NewChildExecutionContext(ctx)
+	for i, expr := range n.exprs {
+		v, err := expr.Evaluate(ctx)
+		if err != nil {
+			return err
+		}
+		b.hold(v)
+		wctx.Private[n.names[i]] = v
+	}
+	return n.body.Execute(wctx, w)
+}
+
+type setNode struct {
+	name string
+	expr pongo2.IEvaluator
+}
+
+func parseSet(_ *pongo2.Parser, _ *pongo2.Token, args *pongo2.Parser) (pongo2.INodeTag, *pongo2.Error) {
+	name := args.MatchType(pongo2.TokenIdentifier)
+	if name == nil {
+		return nil, args.Error("Expected an identifier.", nil)
+	}
+	if args.Match(pongo2.TokenSymbol, "=") == nil {
+		return nil, args.Error("Expected '='.", nil)
+	}
+	expr, err := args.ParseExpression()
+	if err != nil {
+		return nil, err
+	}
+	if args.Remaining() > 0 {
+		return nil, args.Error("Malformed 'set'-tag arguments.", nil)
+	}
+	return &setNode{name: name.Val, expr: expr}, nil
+}
+
+func (n *setNode) Execute(ctx *pongo2.ExecutionContext, _ pongo2.TemplateWriter) *pongo2.Error {
+	v, err := n.expr.Evaluate(ctx)
+	if err != nil {
+		return err
+	}
+	budgetOf(ctx).hold(v)
+	ctx.Private[n.name] = v
+	return nil
+}

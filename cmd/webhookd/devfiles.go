@@ -55,6 +55,12 @@ func writeSecretFile(path, v string) error {
 	if err != nil {
 		return err
 	}
+	// OpenFile's mode applies only to a file it creates: an existing one
+	// (empty, say) keeps its own until told.
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
 	if _, err := f.WriteString(v + "\n"); err != nil {
 		f.Close()
 		return err
