@@ -232,3 +232,19 @@ func TestFlowRelatedRoutes(t *testing.T) {
 		t.Errorf("another account's flow-actions/{id}/flow = %d, want 404", res.status)
 	}
 }
+
+// Every route answers with a trailing slash too, as Klaviyo's older
+// SDK revisions call them: the flow routes were registered without.
+func TestFlowRoutesTrailingSlash(t *testing.T) {
+	e := newEnv(t, nil)
+	res := e.do("POST", "/api/flows/", keyA, flowBody(goodDef))
+	if res.status != http.StatusCreated {
+		t.Fatalf("POST /api/flows/ = %d %s", res.status, res.body)
+	}
+	id := at(res.doc(t), "data.id").(string)
+	for _, path := range []string{"/api/flows/", "/api/flows/" + id + "/", "/api/flows/" + id + "/flow-actions/"} {
+		if res := e.do("GET", path, keyA, ""); res.status != http.StatusOK {
+			t.Errorf("GET %s = %d %s", path, res.status, res.body)
+		}
+	}
+}

@@ -88,6 +88,23 @@ func (s *server) routes() http.Handler {
 		{"GET", "/webhookd/webhooks/{id}/secret-rotations/{rid}/{$}", s.auth(s.getRotation)},
 	}
 
+	// Every route but /healthz also answers with a trailing slash; the
+	// table spells the twin out where it predates this rule.
+	listed := map[string]bool{}
+	for _, rt := range table {
+		listed[rt.method+" "+rt.pattern] = true
+	}
+	for _, rt := range table {
+		twin := rt.pattern + "/{$}"
+		if rt.pattern != "/healthz" && !strings.HasSuffix(rt.pattern, "{$}") && !listed[rt.method+" "+twin] {
+			table = append(table, struct {
+				method, pattern string
+				h               http.Handler
+			}{rt.method, twin, rt.h})
+			listed[rt.method+" "+twin] = true
+		}
+	}
+
 	mux := http.NewServeMux()
 	allowed := map[string][]string{}
 	for _, rt := range table {
