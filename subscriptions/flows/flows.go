@@ -122,8 +122,15 @@ func ValidateHeaders(h map[string]string) error {
 		return &HeaderError{Reason: fmt.Sprintf("at most %d headers", MaxHeaders)}
 	}
 	total := 0
+	seen := make(map[string]string, len(h))
 	for name, value := range h {
 		canon := textproto.CanonicalMIMEHeaderKey(name)
+		if other, dup := seen[canon]; dup {
+			// Which of the two would be sent is undefined: refuse both.
+			a, b := min(name, other), max(name, other)
+			return &HeaderError{Name: b, Reason: fmt.Sprintf("the same header as %q (header names are case-insensitive)", a)}
+		}
+		seen[canon] = name
 		switch {
 		case name == "" || len(name) > MaxHeaderNameLen || !validToken(name):
 			return &HeaderError{Name: name, Reason: "not a valid header name"}
