@@ -23,6 +23,9 @@ import (
 // serveConfig is the configuration of `webhookd serve`, read from flags
 // and their WEBHOOKD_* environment twins (flags win). Defaults and
 // meanings are DESIGN.md's configuration table; see newServeFlags.
+// minAdminKeyLen is the shortest operator key serve accepts.
+const minAdminKeyLen = 16
+
 type serveConfig struct {
 	HTTPAddr       string
 	MetricsAddr    string // empty: no metrics listener
@@ -278,6 +281,11 @@ func (c *serveConfig) validate(fromEnv map[string]string) error {
 		}
 	} else if c.OpsSecret != "" {
 		bad("ops-secret", "(hidden)", "set without --ops-url: nothing would use it")
+	}
+
+	if c.AdminKey != "" && len(c.AdminKey) < minAdminKeyLen {
+		// Never echo the key, not even a short one.
+		bad("admin-key", "(hidden)", "must be at least %d characters: it opens every account, and failed sign-ins are not rate-limited", minAdminKeyLen)
 	}
 
 	if _, err := parseLevel(c.LogLevel); err != nil {

@@ -197,6 +197,8 @@ func TestServeValidation(t *testing.T) {
 		{args: []string{"--log-level", "verbose"}, flag: "log-level"},
 		{args: []string{"--log-level", ""}, flag: "log-level"},
 		{args: []string{"--log-format", "text"}, flag: "log-format"},
+		{args: []string{"--admin-key", "short-key"}, flag: "admin-key"},
+		{env: map[string]string{"WEBHOOKD_ADMIN_KEY": "0123456789abcde"}, flag: "admin-key"},
 		{args: []string{"--activity-retention", "0s"}, flag: "activity-retention"},
 		{args: []string{"--activity-retention", "30s"}, flag: "activity-retention"},
 		{args: []string{"--activity-max-bytes", "512KiB"}, flag: "activity-max-bytes"},

@@ -46,14 +46,14 @@ func TestOperatorKeyring(t *testing.T) {
 func TestAdminKeyFromEnv(t *testing.T) {
 	cfg, err := parseServeConfig(nil, func(k string) string {
 		if k == "WEBHOOKD_ADMIN_KEY" {
-			return "op_from_env_789"
+			return "op_from_env_0123456789"
 		}
 		return ""
 	}, &strings.Builder{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.AdminKey != "op_from_env_789" {
+	if cfg.AdminKey != "op_from_env_0123456789" {
 		t.Errorf("AdminKey = %q, want the WEBHOOKD_ADMIN_KEY value", cfg.AdminKey)
 	}
 }
