@@ -89,7 +89,7 @@ func TestDisablePurgesRetrySubject(t *testing.T) {
 		disableAfter time.Duration
 	}{
 		{name: "disabled by the API"},
-		{name: "disabled by the disable rule", disableAfter: 4 * time.Second},
+		{name: "disabled by the disable rule", disableAfter: 6 * time.Second},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -113,13 +113,20 @@ func TestDisablePurgesRetrySubject(t *testing.T) {
 			w := e.create(acct, sink.URL, topicSMS)
 
 			e.publishIDs(subject, idRange("before", 300))
-			waitFor(t, 20*time.Second, "300 events on the retry subject", func() bool { return e.retryHeld(w.ID) == 300 })
-			waitFor(t, 10*time.Second, "the rt_ consumer", func() bool { return e.consumerInfo(retryStream, "rt_"+w.ID) != nil })
-			if !e.lookup(w.ID).Enabled {
-				t.Fatal("webhook disabled before its events were all on the retry subject (the machine is too slow for the disable rule)")
-			}
 			if tc.disableAfter == 0 {
+				waitFor(t, 20*time.Second, "300 events on the retry subject", func() bool { return e.retryHeld(w.ID) == 300 })
+				waitFor(t, 10*time.Second, "the rt_ consumer", func() bool { return e.consumerInfo(retryStream, "rt_"+w.ID) != nil })
 				e.setEnabled(w, false)
+			} else {
+				// The disable rule fires DisableAfter after the first
+				// failure, whether or not all 300 have moved yet (on a
+				// loaded machine they may not have: a fresh-clone CI run
+				// timed out waiting for 300 here). What the purge needs
+				// is events waiting on the retry subject, and its
+				// consumer, when the rule fires.
+				waitFor(t, 20*time.Second, "events on the retry subject and the rt_ consumer", func() bool {
+					return e.retryHeld(w.ID) > 0 && e.consumerInfo(retryStream, "rt_"+w.ID) != nil
+				})
 			}
 			waitFor(t, 20*time.Second, "the webhook disabled", func() bool { return !e.lookup(w.ID).Enabled })
 			disabled := time.Now()
