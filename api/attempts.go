@@ -218,27 +218,12 @@ func compileFilter(raw string, q *activity.Query) error {
 		return err
 	}
 	var preds []func(*activity.Attempt) bool
-	var add func(e filterExpr) error
-	add = func(e filterExpr) error {
-		if e.op == "and" {
-			for _, a := range e.args {
-				if err := add(a); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
+	for _, e := range conjuncts(exprs) {
 		p, err := predicate(e, q)
 		if err != nil {
 			return err
 		}
 		preds = append(preds, p)
-		return nil
-	}
-	for _, e := range exprs {
-		if err := add(e); err != nil {
-			return err
-		}
 	}
 	q.Match = func(a *activity.Attempt) bool {
 		for _, p := range preds {

@@ -216,3 +216,17 @@ func (v filterValue) datetime(field string) (time.Time, error) {
 	}
 	return time.Time{}, filterErrorf("%s takes an ISO 8601 date-time such as 2026-01-02T15:04:05Z, not %q", field, v.raw)
 }
+
+// conjuncts are a filter's terms with every and(...) flattened, in
+// order: a filter matches when all of them do.
+func conjuncts(exprs []filterExpr) []filterExpr {
+	var out []filterExpr
+	for _, e := range exprs {
+		if e.op == "and" {
+			out = append(out, conjuncts(e.args)...)
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}

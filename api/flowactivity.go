@@ -146,27 +146,12 @@ func compileActivityFilter(raw string, q *activity.Query) (activityFilter, error
 		return nil, err
 	}
 	var f activityFilter
-	var add func(e filterExpr) error
-	add = func(e filterExpr) error {
-		if e.op == "and" {
-			for _, a := range e.args {
-				if err := add(a); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
+	for _, e := range conjuncts(exprs) {
 		p, err := activityPredicate(e, q)
 		if err != nil {
-			return err
-		}
-		f = append(f, p)
-		return nil
-	}
-	for _, e := range exprs {
-		if err := add(e); err != nil {
 			return nil, err
 		}
+		f = append(f, p)
 	}
 	return f, nil
 }

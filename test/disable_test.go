@@ -2,7 +2,6 @@ package test
 
 import (
 	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,14 +18,7 @@ func TestDisableAfterAndReenable(t *testing.T) {
 		c.BackoffMax = 300 * time.Millisecond
 	})
 	e.startDispatcher()
-	sink := NewSink(t, testSecret)
-	var healthy atomic.Bool
-	sink.Respond = func(int64, *Request) int {
-		if healthy.Load() {
-			return http.StatusOK
-		}
-		return http.StatusServiceUnavailable
-	}
+	sink, healthy := newFailingSink(t, http.StatusServiceUnavailable)
 	w := e.create("default", sink.URL, topicSMS)
 	e.publish(topicSMS, "doomed", 50)
 

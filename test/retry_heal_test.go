@@ -3,7 +3,6 @@ package test
 import (
 	"context"
 	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,14 +19,7 @@ func TestRetryConsumerHealed(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *dispatcher.Config) { c.BatchMaxEvents = 50 })
 	e.startDispatcher()
-	sink := NewSink(t, testSecret)
-	var healthy atomic.Bool
-	sink.Respond = func(int64, *Request) int {
-		if healthy.Load() {
-			return http.StatusOK
-		}
-		return http.StatusServiceUnavailable
-	}
+	sink, healthy := newFailingSink(t, http.StatusServiceUnavailable)
 	acct := accountsIn("heal", 5, n, 1)[0]
 	subject := topicSMS + "." + acct
 	w := e.create(acct, sink.URL, topicSMS)

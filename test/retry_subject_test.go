@@ -2,7 +2,6 @@ package test
 
 import (
 	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,14 +20,7 @@ func TestRetrySubjectDrainsAfterRecovery(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *dispatcher.Config) { c.BatchMaxEvents = 50 })
 	e.startDispatcher()
-	sink := NewSink(t, testSecret)
-	var healthy atomic.Bool
-	sink.Respond = func(int64, *Request) int {
-		if healthy.Load() {
-			return http.StatusOK
-		}
-		return http.StatusServiceUnavailable
-	}
+	sink, healthy := newFailingSink(t, http.StatusServiceUnavailable)
 	acct := accountsIn("rec", 7, n, 1)[0]
 	subject := topicSMS + "." + acct
 	w := e.create(acct, sink.URL, topicSMS)
@@ -100,14 +92,7 @@ func TestDisablePurgesRetrySubject(t *testing.T) {
 				c.BackoffMax = 300 * time.Millisecond
 			})
 			e.startDispatcher()
-			sink := NewSink(t, testSecret)
-			var healthy atomic.Bool
-			sink.Respond = func(int64, *Request) int {
-				if healthy.Load() {
-					return http.StatusOK
-				}
-				return http.StatusInternalServerError
-			}
+			sink, healthy := newFailingSink(t, http.StatusInternalServerError)
 			acct := accountsIn("dis", 9+i, n, 1)[0]
 			subject := topicSMS + "." + acct
 			w := e.create(acct, sink.URL, topicSMS)

@@ -188,3 +188,18 @@ func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// newFailingSink is a sink that answers failStatus until healthy is set,
+// then 200.
+func newFailingSink(tb testing.TB, failStatus int) (*Sink, *atomic.Bool) {
+	tb.Helper()
+	s := NewSink(tb, testSecret)
+	healthy := new(atomic.Bool)
+	s.Respond = func(int64, *Request) int {
+		if healthy.Load() {
+			return http.StatusOK
+		}
+		return failStatus
+	}
+	return s, healthy
+}

@@ -121,7 +121,7 @@ func newServeFlags(cfg *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.RedisURL, "redis-url", "", "external Redis `URL` (redis://, rediss://, unix://); empty starts and supervises a local redis-server")
 	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "`directory` for the embedded NATS store and the managed Redis files (AOF on)")
 	fs.Var((*stringList)(&cfg.APIKeys), "api-key", "API key as `KEY=ACCOUNT`, repeatable; none given: the key kept in <data-dir>/api-key (generated on the first start) serves --default-account")
-	fs.StringVar(&cfg.AdminKey, "admin-key", "", "operator `key` of the web console (/console/): every account, read and act; keep it secret (prefer the env twin WEBHOOKD_ADMIN_KEY); empty: no operator sign-in")
+	fs.StringVar(&cfg.AdminKey, "admin-key", "", "operator `key` of the web console (/console/), at least 16 characters: every account, read and act; keep it secret (prefer the env twin WEBHOOKD_ADMIN_KEY); empty: no operator sign-in")
 	fs.StringVar(&cfg.DefaultAccount, "default-account", "default", "`account` of events published on a bare topic subject")
 	fs.BoolVar(&cfg.AllowInsecureEndpoints, "allow-insecure-endpoints", false, "permit http:// and loopback/private endpoints (local development, tests)")
 	fs.Var((*commaList)(&cfg.Subjects), "subjects", "JetStream stream `subjects`, comma list; the first token must be literal (NATS cannot capture > or *.>)")
