@@ -153,15 +153,13 @@ func (d *delivery) run(ctx context.Context, parts []span) {
 
 // handBack returns every unsettled message to the stream after delay.
 func (d *delivery) handBack(delay time.Duration) {
+	var back []jetstream.Msg
 	for i, m := range d.msgs {
 		if !d.settled[i].Swap(true) {
-			if delay > 0 {
-				_ = m.NakWithDelay(delay)
-			} else {
-				_ = m.Nak()
-			}
+			back = append(back, m)
 		}
 	}
+	nakAll(back, delay)
 }
 
 // keepAlive refreshes the AckWait of every unsettled message every

@@ -121,12 +121,33 @@ func (s *share) Term() error { return s.Ack() }
 // TermWithReason is Term.
 func (s *share) TermWithReason(string) error { return s.Ack() }
 
-// Nak moves the share to the webhook's retry subject.
+// Nak moves the share to the webhook's retry subject. (Several at once
+// go together, in one bundle: nakShares.)
 func (s *share) Nak() error {
 	if s.once() {
-		s.retry.divert(s)
+		s.retry.divert([]*share{s})
 	}
 	return nil
+}
+
+// nakShares moves the shares among msgs to their retry subjects together,
+// in bundles, and returns the other messages.
+func nakShares(msgs []jetstream.Msg) []jetstream.Msg {
+	var ss []*share
+	var rest []jetstream.Msg
+	for _, m := range msgs {
+		if s, ok := m.(*share); ok {
+			if s.once() {
+				ss = append(ss, s)
+			}
+			continue
+		}
+		rest = append(rest, m)
+	}
+	if len(ss) > 0 {
+		ss[0].retry.divert(ss)
+	}
+	return rest
 }
 
 // NakWithDelay is Nak: the retry subject's consumer applies the

@@ -103,8 +103,12 @@ func (f *fleet) ids() []string {
 type runPlan struct {
 	stream   string
 	consumer func(id string) string
-	// wrap, when set, is applied to every fetched message.
-	wrap func(jetstream.Msg) jetstream.Msg
+	// expand, when set, appends to out the events that message m,
+	// fetched for webhook id, carries.
+	expand func(id string, m jetstream.Msg, out []jetstream.Msg) []jetstream.Msg
+	// events, when set, is how many events a fetched message carries
+	// (else one).
+	events func(m jetstream.Msg) int
 	// idleWait is how long one pull waits for a first event.
 	idleWait time.Duration
 	// onIdle, when set, is called after a pull that found nothing.
@@ -112,6 +116,14 @@ type runPlan struct {
 	// stale, when set, names fetched messages the webhook must not get
 	// (they are acknowledged and dropped).
 	stale func(w subscriptions.Webhook, m jetstream.Msg) bool
+}
+
+// eventsIn is how many events fetched message m carries.
+func (p runPlan) eventsIn(m jetstream.Msg) int {
+	if p.events == nil {
+		return 1
+	}
+	return p.events(m)
 }
 
 // eventPlan is per-webhook consumption's plan.

@@ -292,8 +292,14 @@ func dropStaleBefore(since time.Time, batch []*share) []*share {
 func (hs *hooks) divertAfter() time.Duration { return hs.cfg.DeliveryTimeout + hs.cfg.BatchLinger }
 
 func (h *hook) divert(batch []*share) {
+	claimed := batch[:0:0]
 	for _, s := range batch {
-		_ = s.Nak()
+		if s.once() {
+			claimed = append(claimed, s)
+		}
+	}
+	if len(claimed) > 0 {
+		claimed[0].retry.divert(claimed)
 	}
 }
 

@@ -107,15 +107,16 @@ func TestHookDivertsOverdueQueue(t *testing.T) {
 			t.Errorf("partition event %d: acks %d, naks %v; want acknowledged", i, acks, naks)
 		}
 	}
-	copies := e.retryCopies()
-	if len(copies) != n {
-		t.Fatalf("retry stream holds %d copies, want %d", len(copies), n)
+	evs := e.retryEvents()
+	if len(evs) != n {
+		t.Fatalf("retry stream holds %d events, want %d", len(evs), n)
 	}
-	for _, c := range copies {
-		if c.Subject != retrySubject(e.w.ID) {
-			t.Errorf("copy on %s, want %s", c.Subject, retrySubject(e.w.ID))
+	for _, ev := range evs {
+		if ev.webhook != e.w.ID {
+			t.Errorf("event on %s, want webhook %s's retry subject", ev.msgSubject, e.w.ID)
 		}
 	}
+
 	if got := slots.askers(); got != 1 {
 		t.Errorf("%d batches asked for a slot, want 1: overdue events are diverted without waiting for one", got)
 	}

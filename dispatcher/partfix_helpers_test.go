@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -97,6 +98,37 @@ func (e *pfixEnv) take(n int) []jetstream.Msg {
 func (e *pfixEnv) retryCopies() []*jetstream.RawStreamMsg {
 	e.t.Helper()
 	return streamMsgs(e.t, e.js, e.cfg.retryStream())
+}
+
+// retryEvent is one event found in the retry stream: the webhook whose
+// subject holds it, and what its bundle keeps of it.
+type retryEvent struct {
+	webhook    string
+	msgSubject string // the retry message's subject
+	bundled
+}
+
+// retryEvents decodes every bundle the retry stream holds.
+func (e *pfixEnv) retryEvents() []retryEvent {
+	e.t.Helper()
+	var out []retryEvent
+	for _, m := range e.retryCopies() {
+		if m.Header.Get(headerBundle) != bundleFormat {
+			e.t.Fatalf("retry message on %s is not a bundle (headers %v)", m.Subject, m.Header)
+		}
+		evs, err := decodeBundle(m.Data)
+		if err != nil {
+			e.t.Fatalf("retry message on %s: %v", m.Subject, err)
+		}
+		id, _, _ := strings.Cut(strings.TrimPrefix(m.Subject, retryPrefix+"."), ".")
+		if want := bundleSubject(id, len(evs)); m.Subject != want {
+			e.t.Errorf("bundle of %d events on %s, want %s", len(evs), m.Subject, want)
+		}
+		for _, ev := range evs {
+			out = append(out, retryEvent{webhook: id, msgSubject: m.Subject, bundled: ev})
+		}
+	}
+	return out
 }
 
 // streamMsgs reads every message stream holds, by sequence.

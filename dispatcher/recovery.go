@@ -211,17 +211,24 @@ func (d *Dispatcher) Backlog(ctx context.Context, w subscriptions.Webhook) (int6
 	return retried + queued, nil
 }
 
-// retried counts the events on w's retry subject.
+// retried counts the events on w's retry subjects: a bundle's subject
+// says how many it holds (bundle.go).
 func (x *extras) retried(ctx context.Context, id string) (int64, error) {
 	st, err := x.js.Stream(ctx, x.cfg.retryStream())
 	if err != nil {
 		return 0, fmt.Errorf("backlog: retry stream: %w", err)
 	}
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter(retrySubject(id)))
-	if err != nil {
-		return 0, fmt.Errorf("backlog: retry stream: %w", err)
+	var n int64
+	for _, filter := range retryFilters(id) {
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter(filter))
+		if err != nil {
+			return 0, fmt.Errorf("backlog: retry stream: %w", err)
+		}
+		for subject, msgs := range info.State.Subjects {
+			n += int64(msgs) * bundleEvents(subject)
+		}
 	}
-	return int64(info.State.Subjects[retrySubject(id)]), nil
+	return n, nil
 }
 
 // pastFloor counts w's events stored after its partition consumer's

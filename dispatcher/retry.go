@@ -58,7 +58,7 @@ type retrier struct {
 	log   zerolog.Logger
 
 	work chan pendingDivert // published, waiting for the PubAck
-	// window holds a token per copy published and not yet settled: at
+	// window holds a token per bundle published and not yet settled: at
 	// most divertWindow, below nats.go's own limit of async publishes in
 	// flight (4,000), so a burst of diverts waits here (its pump holds its
 	// events, within the byte budget) instead of stalling in the client
@@ -71,7 +71,7 @@ type retrier struct {
 }
 
 type pendingDivert struct {
-	s        *share
+	ss       []*share
 	ack      jetstream.PubAckFuture
 	deadline time.Time
 }
@@ -83,42 +83,76 @@ func newRetrier(cfg Config, js jetstream.JetStream, flags retryFlagger, log zero
 		flagged: make(map[string]time.Time)}
 }
 
-// divert republishes s on its webhook's retry subject; the share is
-// settled when the retry stream has it (or fails, handing the partition
+// divert moves shares, each already claimed (share.once), to their
+// webhooks' retry subjects in bundles (bundle.go); each share is settled
+// when the retry stream has its bundle (or fails, handing the partition
 // event back, if it cannot).
-func (rt *retrier) divert(s *share) {
-	if err := rt.flag(s.webhook); err != nil {
+func (rt *retrier) divert(ss []*share) {
+	for len(ss) > 0 {
+		n := 1
+		for n < len(ss) && ss[n].webhook == ss[0].webhook {
+			n++
+		}
+		rt.divertOf(ss[0].webhook, ss[:n])
+		ss = ss[n:]
+	}
+}
+
+// divertOf diverts shares of webhook id.
+func (rt *retrier) divertOf(id string, ss []*share) {
+	if err := rt.flag(id); err != nil {
 		// Without the flag no consumer would be made for the copy: hand
-		// the event back instead.
-		rt.warn.Warn().Err(err).Str("webhook_id", s.webhook).Msg("setting the retrying flag; event handed back")
-		s.f.settle(false)
+		// the events back instead.
+		rt.warn.Warn().Err(err).Str("webhook_id", id).Msg("setting the retrying flag; events handed back")
+		settleAll(ss, false)
 		return
 	}
-	m := nats.NewMsg(retrySubject(s.webhook))
-	m.Data = s.Data()
-	copyHeaders(m.Header, s.Headers())
-	m.Header.Set(headerOrigin, s.Subject())
-	m.Header.Del(headerTries) // a producer's own is not ours to count
-	if s.tried.Load() {
-		m.Header.Set(headerTries, "1")
+	limit := rt.cfg.BatchMaxBytes
+	if nc := rt.js.Conn(); nc != nil && nc.MaxPayload() > 0 {
+		limit = min(limit, int(nc.MaxPayload()/8*7))
 	}
-	if id := s.Headers().Get(jetstream.MsgIDHeader); id != "" {
-		m.Header.Set(HeaderMsgID, id) // the producer's; Nats-Msg-Id becomes the divert's
+	for len(ss) > 0 {
+		n, size := 0, 0
+		for n < len(ss) && n < rt.cfg.BatchMaxEvents {
+			add := len(ss[n].Data()) + len(ss[n].Subject()) + bundleOverhead
+			if n > 0 && size+add > limit {
+				break
+			}
+			size += add
+			n++
+		}
+		rt.publish(id, ss[:n:n])
+		ss = ss[n:]
 	}
-	if md, err := s.Metadata(); err == nil {
-		m.Header.Set(headerStoredAt, strconv.FormatInt(md.Timestamp.UnixNano(), 10))
-		m.Header.Set(jetstream.MsgIDHeader, md.Stream+":"+strconv.FormatUint(md.Sequence.Stream, 10)+":"+
-			strconv.FormatInt(md.Timestamp.UnixNano(), 10)+":"+s.webhook)
+}
+
+// bundleOverhead is a generous estimate of an event's framing in a
+// bundle, beyond its data and subject (stored-at, tries, a message id).
+const bundleOverhead = 128
+
+// publish stores ss as one bundle.
+func (rt *retrier) publish(id string, ss []*share) {
+	evs := make([]bundled, len(ss))
+	keys := make([]string, len(ss))
+	for i, s := range ss {
+		evs[i], keys[i] = shareBundled(s), shareKey(s)
 	}
+	m := bundleMsg(id, evs, keys)
 	rt.window <- struct{}{}
 	ack, err := rt.js.PublishMsgAsync(m)
 	if err != nil {
 		<-rt.window
-		rt.warn.Warn().Err(err).Str("webhook_id", s.webhook).Msg("moving an event to its retry subject; handed back")
-		s.f.settle(false)
+		rt.warn.Warn().Err(err).Str("webhook_id", id).Int("events", len(ss)).Msg("moving events to their retry subject; handed back")
+		settleAll(ss, false)
 		return
 	}
-	rt.work <- pendingDivert{s: s, ack: ack, deadline: time.Now().Add(divertTimeout)}
+	rt.work <- pendingDivert{ss: ss, ack: ack, deadline: time.Now().Add(divertTimeout)}
+}
+
+func settleAll(ss []*share, ok bool) {
+	for _, s := range ss {
+		s.f.settle(ok)
+	}
 }
 
 // divertTimeout bounds the wait for a retry copy's PubAck.
@@ -170,12 +204,13 @@ func (rt *retrier) run() {
 		t.Reset(time.Until(p.deadline))
 		select {
 		case <-p.ack.Ok():
-			p.s.f.settle(true)
+			settleAll(p.ss, true)
 		case err := <-p.ack.Err():
-			rt.warn.Warn().Err(err).Str("webhook_id", p.s.webhook).Msg("moving an event to its retry subject; handed back")
-			p.s.f.settle(false)
+			rt.warn.Warn().Err(err).Str("webhook_id", p.ss[0].webhook).Int("events", len(p.ss)).
+				Msg("moving events to their retry subject; handed back")
+			settleAll(p.ss, false)
 		case <-t.C:
-			p.s.f.settle(false) // NATS away: the partition event comes again
+			settleAll(p.ss, false) // NATS away: the partition events come again
 		}
 		<-rt.window
 	}
@@ -222,6 +257,9 @@ func (m retryMsg) Subject() string {
 // staleRetry reports whether retried event m predates w's current
 // activation: it was waiting when w was disabled, and w was enabled again.
 func staleRetry(w subscriptions.Webhook, m jetstream.Msg) bool {
+	if p, ok := m.(interface{ storedAt() time.Time }); ok {
+		return p.storedAt().Before(w.ActiveSince)
+	}
 	ns, err := strconv.ParseInt(m.Headers().Get(headerStoredAt), 10, 64)
 	return err == nil && time.Unix(0, ns).Before(w.ActiveSince)
 }
@@ -231,7 +269,7 @@ func (c Config) retryConsumerConfig(id string) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:         retryConsumer(id),
 		Description:     "webhookd retries of webhook " + id,
-		FilterSubject:   retrySubject(id),
+		FilterSubjects:  retryFilters(id),
 		DeliverPolicy:   jetstream.DeliverAllPolicy,
 		AckPolicy:       jetstream.AckExplicitPolicy,
 		AckWait:         c.ackWait(),

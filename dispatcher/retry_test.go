@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,12 +88,32 @@ func TestRetryCopyDropsStreamHeaders(t *testing.T) {
 				t.Fatalf("partition event: acks %d, naks %v; want acknowledged once its copy is stored", acks, naks)
 			}
 			copies := e.retryCopies()
-			if len(copies) != 1 || copies[0].Subject != retrySubject(e.w.ID) {
-				t.Fatalf("retry stream holds %d copies, want 1 on %s", len(copies), retrySubject(e.w.ID))
+			if len(copies) != 1 {
+				t.Fatalf("retry stream holds %d messages, want 1 bundle", len(copies))
 			}
-			checkCopy(t, copies[0].Header)
-			if got := copies[0].Header.Get(headerOrigin); got != pfixSubject {
-				t.Errorf("copy's %s = %q, want %q", headerOrigin, got, pfixSubject)
+			for k := range copies[0].Header {
+				if k != jetstream.MsgIDHeader && strings.HasPrefix(k, "Nats-") {
+					t.Errorf("bundle carries the event stream's %s: %v", k, copies[0].Header[k])
+				}
+			}
+			evs := e.retryEvents()
+			if len(evs) != 1 || evs[0].webhook != e.w.ID {
+				t.Fatalf("retry stream holds %d events, want 1 for %s", len(evs), e.w.ID)
+			}
+			ev := evs[0]
+			if got := ev.header.Get("X-Trace"); got != "abc" {
+				t.Errorf("event's X-Trace = %q, want abc", got)
+			}
+			if got := ev.header.Get(jetstream.MsgIDHeader); got != "producer-1" {
+				t.Errorf("event's producer message id = %q, want producer-1", got)
+			}
+			for _, k := range []string{jetstream.ExpectedStreamHeader, jetstream.ExpectedLastSeqHeader} {
+				if v := ev.header.Get(k); v != "" {
+					t.Errorf("event keeps %s: %s", k, v)
+				}
+			}
+			if ev.subject != pfixSubject {
+				t.Errorf("event's subject = %q, want %q", ev.subject, pfixSubject)
 			}
 		})
 	}
@@ -193,16 +214,19 @@ func TestRetryCopyCountsOnlyOurTries(t *testing.T) {
 			}
 			_ = s.Nak()
 			tf.waitReleased(t)
-			copies := e.retryCopies()
-			if len(copies) != 1 {
-				t.Fatalf("retry stream holds %d copies, want 1", len(copies))
+			evs := e.retryEvents()
+			if len(evs) != 1 {
+				t.Fatalf("retry stream holds %d events, want 1", len(evs))
 			}
-			want := ""
+			want := uint64(0)
 			if tried {
-				want = "1"
+				want = 1
 			}
-			if got := copies[0].Header.Get(headerTries); got != want {
-				t.Errorf("copy's %s = %q, want %q", headerTries, got, want)
+			if evs[0].tries != want {
+				t.Errorf("bundled event's tries = %d, want %d", evs[0].tries, want)
+			}
+			if got := evs[0].header.Get(headerTries); got != "" {
+				t.Errorf("bundled event keeps the producer's %s: %q", headerTries, got)
 			}
 		})
 	}

@@ -48,7 +48,10 @@ func (k *retryKeeper) retryPlan() runPlan {
 	return runPlan{
 		stream:   k.cfg.retryStream(),
 		consumer: retryConsumer,
-		wrap:     func(m jetstream.Msg) jetstream.Msg { return retryMsg{m} },
+		expand: func(id string, m jetstream.Msg, out []jetstream.Msg) []jetstream.Msg {
+			return expandBundle(k.js, id, m, out)
+		},
+		events:   func(m jetstream.Msg) int { return int(bundleEvents(m.Subject())) },
 		idleWait: 2 * time.Second,
 		onIdle:   k.drained,
 		stale: func(w subscriptions.Webhook, m jetstream.Msg) bool {
@@ -180,8 +183,13 @@ func (k *retryKeeper) sweep(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	seen := make(map[string]bool)
 	for subject := range info.State.Subjects {
-		id := strings.TrimPrefix(subject, retryPrefix+".")
+		id, _, _ := strings.Cut(strings.TrimPrefix(subject, retryPrefix+"."), ".")
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
 		w, ok := k.idx.Get(id)
 		switch {
 		case !ok:
@@ -206,8 +214,11 @@ func (k *retryKeeper) drop(ctx context.Context, id string, purge bool, below uin
 		return
 	}
 	st, err := k.js.Stream(ctx, k.cfg.retryStream())
-	if err == nil {
-		opts := []jetstream.StreamPurgeOpt{jetstream.WithPurgeSubject(retrySubject(id))}
+	for _, subject := range retryFilters(id) {
+		if err != nil {
+			break
+		}
+		opts := []jetstream.StreamPurgeOpt{jetstream.WithPurgeSubject(subject)}
 		if below > 0 {
 			opts = append(opts, jetstream.WithPurgeSequence(below))
 		}

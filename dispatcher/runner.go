@@ -150,7 +150,7 @@ func (r *runner) cycle(ctx context.Context, cons jetstream.Consumer) (time.Durat
 	// 3. Reserve a batch's bytes, then fill the batch with what arrives
 	// within the linger and fits.
 	held = heldBatch{budget: r.budget, stats: r.stats}
-	if n := r.cfg.BatchMaxEvents - 1; n > 0 {
+	if n := r.cfg.BatchMaxEvents - r.plan.eventsIn(msgs[0]); n > 0 {
 		room := r.cfg.BatchMaxBytes - len(msgs[0].Data())
 		if room > 0 && held.reserve(ctx, r.cfg.BatchMaxBytes, msgs) {
 			more, err := fetch(ctx, cons, n, room, r.cfg.BatchLinger-time.Since(first))
@@ -158,6 +158,7 @@ func (r *runner) cycle(ctx context.Context, cons jetstream.Consumer) (time.Durat
 			if err != nil && ctx.Err() == nil {
 				r.log.Debug().Err(err).Msg("filling batch")
 			}
+			msgs = r.trim(msgs)
 			held.shrink(msgs)
 		}
 	}
@@ -177,14 +178,35 @@ func (r *runner) cycle(ctx context.Context, cons jetstream.Consumer) (time.Durat
 	return 0, nil
 }
 
+// trim keeps the first messages of msgs that carry at most a batch of
+// events, and hands the rest back at once (a fill of retry bundles may
+// bring more events than one batch; one delivery is one batch, so the
+// in-flight cap spreads a backlog over parallel requests).
+func (r *runner) trim(msgs []jetstream.Msg) []jetstream.Msg {
+	if r.plan.events == nil {
+		return msgs
+	}
+	n := 0
+	for i, m := range msgs {
+		n += r.plan.events(m)
+		if n > r.cfg.BatchMaxEvents && i > 0 {
+			nakAll(msgs[i:], 0)
+			return msgs[:i]
+		}
+	}
+	return msgs
+}
+
 // planned applies the plan to fetched messages: wrapped, and the stale
 // ones acknowledged and dropped. since is the webhook's ActiveSince as
 // Redis gave it with the slot: newer than any cached record.
 func (r *runner) planned(msgs []jetstream.Msg, since time.Time) []jetstream.Msg {
-	if r.plan.wrap != nil {
-		for i, m := range msgs {
-			msgs[i] = r.plan.wrap(m)
+	if r.plan.expand != nil {
+		var out []jetstream.Msg
+		for _, m := range msgs {
+			out = r.plan.expand(r.id, m, out)
 		}
+		msgs = out
 	}
 	if r.plan.stale == nil {
 		return msgs
@@ -276,7 +298,7 @@ func benignFetchErr(err error) bool {
 
 // nakAll hands msgs back to JetStream for redelivery after delay.
 func nakAll(msgs []jetstream.Msg, delay time.Duration) {
-	for _, m := range msgs {
+	for _, m := range nakShares(msgs) {
 		if delay > 0 {
 			_ = m.NakWithDelay(delay)
 		} else {

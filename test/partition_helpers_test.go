@@ -8,6 +8,7 @@ import (
 	"net"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -122,8 +123,9 @@ func (e *env) waitOwners(n int, timeout time.Duration, want ...int) []string {
 	return last
 }
 
-// retryHeld is how many messages the retry stream holds for webhook id
-// (0 before the stream exists).
+// retryHeld is how many events the retry stream holds for webhook id
+// (0 before the stream exists): its single copies on webhookd.retry.<id>
+// and, on webhookd.retry.<id>.<n>, bundles of n events each.
 func (e *env) retryHeld(id string) uint64 {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -135,12 +137,28 @@ func (e *env) retryHeld(id string) uint64 {
 	if err != nil {
 		e.t.Fatalf("retry stream: %v", err)
 	}
-	subject := "webhookd.retry." + id
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subject))
-	if err != nil {
-		e.t.Fatalf("retry stream info: %v", err)
+	var n uint64
+	for _, filter := range []string{"webhookd.retry." + id, "webhookd.retry." + id + ".*"} {
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter(filter))
+		if err != nil {
+			e.t.Fatalf("retry stream info: %v", err)
+		}
+		for subject, msgs := range info.State.Subjects {
+			n += msgs * bundleSize(subject)
+		}
 	}
-	return info.State.Subjects[subject]
+	return n
+}
+
+// bundleSize is how many events a message on retry subject holds.
+func bundleSize(subject string) uint64 {
+	tokens := strings.Split(subject, ".")
+	if len(tokens) == 4 {
+		if n, err := strconv.ParseUint(tokens[3], 10, 64); err == nil {
+			return n
+		}
+	}
+	return 1
 }
 
 // retryLastSeq is the retry stream's last sequence: it grows with every

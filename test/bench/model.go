@@ -219,7 +219,14 @@ func (e *env) retryWaiting(ctx context.Context) (map[string]uint64, error) {
 	}
 	out := map[string]uint64{}
 	for subj, n := range info.State.Subjects {
-		out[strings.TrimPrefix(subj, retrySubjectPrefix)] = n
+		// webhookd.retry.<id> holds single copies, webhookd.retry.<id>.<k>
+		// bundles of k events.
+		id, k, bundled := strings.Cut(strings.TrimPrefix(subj, retrySubjectPrefix), ".")
+		size, err := strconv.ParseUint(k, 10, 64)
+		if !bundled || err != nil {
+			size = 1
+		}
+		out[id] += n * size
 	}
 	return out, nil
 }
