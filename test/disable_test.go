@@ -48,6 +48,7 @@ func TestDisableAfterAndReenable(t *testing.T) {
 	// (a fresh-clone CI run delivered 2 such events when it kept
 	// milliseconds).
 	e.publish(topicSMS, "while-disabled", 10)
+	e.waitNoneInFlight(w.ID) // a request that took its slot before the disable may still come
 	healthy.Store(true)
 	patch := `{"data":{"type":"webhook","id":"` + w.ID + `","attributes":{"enabled":true}}}`
 	if st := call(t, "PATCH", base+"/api/webhooks/"+w.ID, patch, &doc); st != 200 || doc.Data.Attributes["enabled"] != true {

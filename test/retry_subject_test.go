@@ -123,6 +123,9 @@ func TestDisablePurgesRetrySubject(t *testing.T) {
 			// events stored in the re-enable's millisecond but before it
 			// are not new.
 			e.publishIDs(subject, idRange("while-disabled", 20))
+			// A probe in flight at the disable may reach the sink after it
+			// is healthy (a loaded run delivered 50 "before" events so).
+			e.waitNoneInFlight(w.ID)
 			healthy.Store(true)
 			e.setEnabled(w, true)
 			if e.lookup(w.ID).State.Retrying {
