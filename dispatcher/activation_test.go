@@ -8,11 +8,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/webhookd/webhookd/subscriptions"
+	"github.com/webhookd/webhookd/test/harness"
 )
 
 // stampedMsg is a partition event with external id id stored at a
@@ -30,16 +30,6 @@ func newStamped(id string, at time.Time) *stampedMsg {
 }
 
 func (m *stampedMsg) Data() []byte { return pfixEvent(m.id) }
-
-// redisTime is Redis's clock, to the microsecond.
-func redisTime(t *testing.T, rdb *redis.Client) time.Time {
-	t.Helper()
-	now, err := rdb.Time(context.Background()).Result()
-	if err != nil {
-		t.Fatalf("TIME: %v", err)
-	}
-	return now
-}
 
 // A re-enable delivers only events stored after it, also within its
 // millisecond. Each round disables the webhook (in a real Redis), reads
@@ -90,9 +80,9 @@ func TestActivationBoundaryWithinAMillisecond(t *testing.T) {
 			t.Fatalf("after %d rounds only %d re-enables fell within one millisecond of Redis's clock", round, sameMs)
 		}
 		enable(false)
-		before := redisTime(t, rdb)
+		before := harness.RedisNow(t, rdb)
 		on := enable(true)
-		after := redisTime(t, rdb)
+		after := harness.RedisNow(t, rdb)
 		if before.UnixMilli() == after.UnixMilli() {
 			sameMs++
 		}

@@ -6,17 +6,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/webhookd/webhookd/test/harness"
 )
 
-// redisNow is Redis's clock (TIME), microseconds.
-func redisNow(tb testing.TB, rdb *redis.Client) time.Time {
+// slotSince is the ActiveSince the slot script reads for webhook id.
+func slotSince(tb testing.TB, s *Store, id string) time.Time {
 	tb.Helper()
-	t, err := rdb.Time(context.Background()).Result()
-	if err != nil {
-		tb.Fatalf("TIME: %v", err)
+	ctx := context.Background()
+	slot, err := s.AcquireSlot(ctx, id, "holder", 1, time.Second)
+	if err != nil || !slot.Acquired {
+		tb.Fatalf("AcquireSlot = %+v, %v; want acquired", slot, err)
 	}
-	return t
+	if err := s.ReleaseSlot(ctx, id, "holder"); err != nil {
+		tb.Fatal(err)
+	}
+	return slot.ActiveSince
 }
 
 // A re-enable's active_since is Redis's clock to the microsecond: it
@@ -34,27 +38,20 @@ func TestActiveSinceKeepsMicroseconds(t *testing.T) {
 		if _, err := s.Update(ctx, "a", w.ID, Patch{Enabled: ptr(false)}); err != nil {
 			t.Fatal(err)
 		}
-		before := redisNow(t, rdb)
+		before := harness.RedisNow(t, rdb)
 		on, err := s.Update(ctx, "a", w.ID, Patch{Enabled: ptr(true)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		after := redisNow(t, rdb)
+		after := harness.RedisNow(t, rdb)
 		got, err := s.Get(ctx, "a", w.ID)
 		if err != nil {
-			t.Fatal(err)
-		}
-		slot, err := s.AcquireSlot(ctx, w.ID, "holder", 1, time.Second)
-		if err != nil || !slot.Acquired {
-			t.Fatalf("AcquireSlot = %+v, %v; want acquired", slot, err)
-		}
-		if err := s.ReleaseSlot(ctx, w.ID, "holder"); err != nil {
 			t.Fatal(err)
 		}
 		for _, c := range []struct {
 			from string
 			v    time.Time
-		}{{"Update", on.ActiveSince}, {"Get", got.ActiveSince}, {"AcquireSlot", slot.ActiveSince}} {
+		}{{"Update", on.ActiveSince}, {"Get", got.ActiveSince}, {"AcquireSlot", slotSince(t, s, w.ID)}} {
 			if c.v.Before(before) || c.v.After(after) {
 				t.Fatalf("round %d: %s ActiveSince %s, want within the re-enable's TIME reads [%s, %s]",
 					round, c.from, c.v.Format(time.RFC3339Nano), before.Format(time.RFC3339Nano), after.Format(time.RFC3339Nano))
@@ -97,13 +94,8 @@ func TestActiveSinceOldRecords(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			slot, err := s.AcquireSlot(ctx, w.ID, "holder", 1, time.Second)
-			if err != nil || !slot.Acquired {
-				t.Fatalf("AcquireSlot = %+v, %v; want acquired", slot, err)
-			}
-			_ = s.ReleaseSlot(ctx, w.ID, "holder")
-			if !got.ActiveSince.Equal(want) || !slot.ActiveSince.Equal(want) {
-				t.Errorf("ActiveSince: Get %v, AcquireSlot %v; want %v", got.ActiveSince, slot.ActiveSince, want)
+			if slot := slotSince(t, s, w.ID); !got.ActiveSince.Equal(want) || !slot.Equal(want) {
+				t.Errorf("ActiveSince: Get %v, AcquireSlot %v; want %v", got.ActiveSince, slot, want)
 			}
 		})
 	}
