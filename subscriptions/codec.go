@@ -15,6 +15,20 @@ func msTime(ms int64) time.Time {
 	return time.UnixMilli(ms).UTC()
 }
 
+// activeTime is a webhook's active_since from its two hash fields: ms,
+// unix milliseconds (every version writes it), and us, unix microseconds
+// (written with it since the boundary of "only events stored after the
+// re-enable" is kept to the microsecond; 0 if absent). us counts only
+// when it lies in ms's millisecond: a record written before us existed
+// has none, and one re-enabled by an older replica has a stale one from
+// an earlier activation; both read as ms, never 1000 times off.
+func activeTime(ms, us int64) time.Time {
+	if us > 0 && us/1000 == ms {
+		return time.UnixMicro(us).UTC()
+	}
+	return msTime(ms)
+}
+
 // decodeWebhook turns the wh:{id} hash into a Webhook. Fields missing from
 // the hash (older records, or state never written) read as zero values.
 func decodeWebhook(m map[string]string) (Webhook, error) {
@@ -47,13 +61,15 @@ func decodeWebhook(m map[string]string) (Webhook, error) {
 	w.State.UndeliverableReason = m["undeliverable_reason"]
 	w.State.Retrying = m["retrying"] == "1"
 
+	var activeMs, activeUs int64
 	ints := []struct {
 		field string
 		set   func(int64)
 	}{
 		{"created_at", func(v int64) { w.CreatedAt = msTime(v) }},
 		{"updated_at", func(v int64) { w.UpdatedAt = msTime(v) }},
-		{"active_since", func(v int64) { w.ActiveSince = msTime(v) }},
+		{"active_since", func(v int64) { activeMs = v }},
+		{"active_since_us", func(v int64) { activeUs = v }},
 		{"error_since", func(v int64) { w.State.ErrorSince = msTime(v) }},
 		{"consecutive_failures", func(v int64) { w.State.ConsecutiveFailures = int(v) }},
 		{"last_status", func(v int64) { w.State.LastStatus = int(v) }},
@@ -70,6 +86,7 @@ func decodeWebhook(m map[string]string) (Webhook, error) {
 		}
 		f.set(v)
 	}
+	w.ActiveSince = activeTime(activeMs, activeUs)
 	return w, nil
 }
 

@@ -7,7 +7,10 @@ import "strconv"
 //
 // now_ms reads Redis TIME: one clock for every webhookd replica. Writes
 // after TIME are safe because scripts replicate by effects (the default
-// since Redis 5, the only mode since 7.0).
+// since Redis 5, the only mode since 7.0). now_clock reads it once as
+// both milliseconds (a number) and microseconds (a decimal string: 16
+// digits, more than the 14 significant digits Lua keeps when it turns a
+// number into a command argument).
 //
 // rfc3339 formats unix milliseconds as an RFC 3339 UTC time (the Redis Lua
 // sandbox has no os.date); it is Howard Hinnant's civil_from_days.
@@ -42,9 +45,14 @@ local function registry_changed(reg, id, kind)
   redis.call('XADD', reg.changes, 'MAXLEN', '~', changes_maxlen, '*', 'id', id, 'kind', kind)
 end
 
-local function now_ms()
+local function now_clock()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), t[1] .. string.format('%06d', tonumber(t[2]))
+end
+
+local function now_ms()
+  local ms = now_clock()
+  return ms
 end
 
 local function rfc3339(ms)

@@ -17,7 +17,7 @@ import (
 // ARGV: id, account, name, has_description, description, endpoint_url,
 // secret, topics (JSON), max, topic key prefix, new epoch
 var createScript = redis.NewScript(luaPrelude + `
-local now = now_ms()
+local now, now_us = now_clock()
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
 if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[9]) then return {'limit'} end
 local score = now
@@ -26,7 +26,7 @@ if last[2] and tonumber(last[2]) >= score then score = tonumber(last[2]) + 1 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'account_id', ARGV[2], 'name', ARGV[3],
   'has_description', ARGV[4], 'description', ARGV[5], 'endpoint_url', ARGV[6],
   'secret', ARGV[7], 'topics', ARGV[8], 'enabled', '1',
-  'created_at', now, 'updated_at', now, 'active_since', now,
+  'created_at', now, 'updated_at', now, 'active_since', now, 'active_since_us', now_us,
   'error_since', 0, 'consecutive_failures', 0, 'next_attempt_at', 0)
 redis.call('ZADD', KEYS[2], score, ARGV[1])
 for _, t in ipairs(cjson.decode(ARGV[8])) do
@@ -53,7 +53,7 @@ return {'ok', redis.call('HGETALL', KEYS[1])}
 // topics (JSON, "" = unchanged), new epoch, secret patched ("1" or
 // ""), then field/value pairs.
 var updateScript = redis.NewScript(luaPrelude + endRotationLua + `
-local now = now_ms()
+local now, now_us = now_clock()
 local id = ARGV[1]
 local cur = redis.call('HMGET', KEYS[1], 'account_id', 'enabled', 'topics', 'error_since', 'rot_id')
 if cur[1] ~= ARGV[2] then return {'notfound'} end
@@ -83,7 +83,7 @@ if ARGV[5] ~= '' and ARGV[5] ~= cur[3] then
   changed = true
 end
 if ARGV[4] == '1' and cur[2] ~= '1' then
-  redis.call('HSET', KEYS[1], 'enabled', '1', 'active_since', now,
+  redis.call('HSET', KEYS[1], 'enabled', '1', 'active_since', now, 'active_since_us', now_us,
     'error_since', 0, 'consecutive_failures', 0, 'next_attempt_at', 0,
     'last_status', 0, 'last_error', '', 'last_failure_at', 0,
     'disabled_at', 0, 'disabled_reason', '', 'retrying', 0)

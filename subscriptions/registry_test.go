@@ -30,14 +30,16 @@ func TestCreateGetRoundTrip(t *testing.T) {
 	if _, err := uuid.Parse(w.ID); err != nil {
 		t.Errorf("Create().ID = %q, not a uuid: %v", w.ID, err)
 	}
-	if w.CreatedAt.Before(before) || !w.CreatedAt.Equal(w.UpdatedAt) || !w.CreatedAt.Equal(w.ActiveSince) {
-		t.Errorf("Create() times = %v/%v/%v, want equal and recent", w.CreatedAt, w.UpdatedAt, w.ActiveSince)
+	// One clock reading: created_at and updated_at in milliseconds,
+	// active_since in microseconds.
+	if w.CreatedAt.Before(before) || !w.CreatedAt.Equal(w.UpdatedAt) || !w.CreatedAt.Equal(w.ActiveSince.Truncate(time.Millisecond)) {
+		t.Errorf("Create() times = %v/%v/%v, want equal (to the millisecond) and recent", w.CreatedAt, w.UpdatedAt, w.ActiveSince)
 	}
 	want := Webhook{
 		ID: w.ID, AccountID: "acct1", Name: "first", Description: ptr("my hook"),
 		EndpointURL: nw.EndpointURL, Secret: nw.Secret, Enabled: true,
 		Topics:    []string{openedEm, sentSMS},
-		CreatedAt: w.CreatedAt, UpdatedAt: w.CreatedAt, ActiveSince: w.CreatedAt,
+		CreatedAt: w.CreatedAt, UpdatedAt: w.CreatedAt, ActiveSince: w.ActiveSince,
 	}
 	if diff := cmp.Diff(want, w); diff != "" {
 		t.Errorf("Create() mismatch (-want +got):\n%s", diff)

@@ -49,12 +49,13 @@ end
 //
 // KEYS: wh:{id}:slots, wh:{id}
 // ARGV: max, holder, lease ms, poll ms
-// Reply: {1, 0, active_since ms} acquired, {0, retry ms} not acquired,
-// {2, 0} gone.
+// Reply: {1, 0, active_since ms, active_since_us} acquired, {0, retry
+// ms} not acquired, {2, 0} gone. (The microseconds, 16 digits, are exact
+// as a Lua number, and a reply number is sent as an integer.)
 var acquireScript = redis.NewScript(luaPrelude + luaSlotTTL + `
 local now = now_ms()
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local h = redis.call('HMGET', KEYS[2], 'enabled', 'error_since', 'next_attempt_at', 'active_since')
+local h = redis.call('HMGET', KEYS[2], 'enabled', 'error_since', 'next_attempt_at', 'active_since', 'active_since_us')
 if h[1] ~= '1' then return {2, 0} end
 local limit = tonumber(ARGV[1])
 if (tonumber(h[2]) or 0) > 0 then
@@ -65,7 +66,7 @@ end
 if redis.call('ZSCORE', KEYS[1], ARGV[2]) or redis.call('ZCARD', KEYS[1]) < limit then
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
   slot_ttl(KEYS[1], now)
-  return {1, 0, tonumber(h[4]) or 0}
+  return {1, 0, tonumber(h[4]) or 0, tonumber(h[5]) or 0}
 end
 return {0, tonumber(ARGV[4])}
 `)
@@ -121,8 +122,8 @@ func (s *Store) AcquireSlot(ctx context.Context, id, holder string, max int, lea
 	switch res[0] {
 	case 1:
 		s := Slot{Acquired: true}
-		if len(res) > 2 {
-			s.ActiveSince = msTime(res[2])
+		if len(res) > 3 {
+			s.ActiveSince = activeTime(res[2], res[3])
 		}
 		return s, nil
 	case 2:

@@ -303,7 +303,7 @@ func TestEnableDisable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !on.Enabled || !on.ActiveSince.After(w.ActiveSince) || !on.ActiveSince.Equal(on.UpdatedAt) {
+	if !on.Enabled || !on.ActiveSince.After(w.ActiveSince) || !on.ActiveSince.Truncate(time.Millisecond).Equal(on.UpdatedAt) {
 		t.Errorf("Update(enabled=true) = enabled %v, active_since %v, want enabled, active_since now (%v)", on.Enabled, on.ActiveSince, on.UpdatedAt)
 	}
 	if diff := cmp.Diff(DeliveryState{}, on.State); diff != "" {

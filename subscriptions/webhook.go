@@ -50,7 +50,8 @@ type Webhook struct {
 	// ActiveSince is when delivery last (re)started: creation, or the last
 	// switch from enabled=false to true. Only events published after it
 	// are delivered (the consumer's start time), so a re-enable never
-	// backfills.
+	// backfills. It is Redis's clock to the microsecond (older records:
+	// the millisecond; see activeTime).
 	ActiveSince time.Time
 	// Rotation is the staged secret change in progress, nil when there
 	// is none (see Secrets and Store.Rotate). A pointer, so the

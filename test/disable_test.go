@@ -43,13 +43,12 @@ func TestDisableAfterAndReenable(t *testing.T) {
 		t.Errorf("GET delivery-state: status %d, attributes %v; want 200 and a disabled_reason", st, doc.Data.Attributes)
 	}
 
+	// Re-enabled at once: active_since keeps microseconds, so events
+	// stored in the re-enable's millisecond but before it are not new
+	// (a fresh-clone CI run delivered 2 such events when it kept
+	// milliseconds).
 	e.publish(topicSMS, "while-disabled", 10)
-	// active_since is kept in milliseconds: an event stored in the same
-	// millisecond as the re-enable counts as new (README, the safe side
-	// of the ambiguity; a fresh-clone CI run delivered 2 such events).
-	// Re-enable in a later millisecond, so "while-disabled" is
-	// unambiguous.
-	time.Sleep(2 * time.Millisecond)
+	e.waitNoneInFlight(w.ID) // a request that took its slot before the disable may still come
 	healthy.Store(true)
 	patch := `{"data":{"type":"webhook","id":"` + w.ID + `","attributes":{"enabled":true}}}`
 	if st := call(t, "PATCH", base+"/api/webhooks/"+w.ID, patch, &doc); st != 200 || doc.Data.Attributes["enabled"] != true {

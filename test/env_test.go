@@ -161,6 +161,19 @@ func (e *env) waitIdle(id string) {
 	})
 }
 
+// waitNoneInFlight waits until the webhook holds no request slot. A
+// disable does not recall a request that took its slot before it: that
+// request may still reach the endpoint, after the disable. A test that
+// asserts what a re-enable delivers waits for this before its endpoint
+// starts accepting.
+func (e *env) waitNoneInFlight(id string) {
+	e.t.Helper()
+	waitFor(e.t, 20*time.Second, "no request of "+id+" in flight", func() bool {
+		n, err := e.store.SlotsInUse(context.Background(), id)
+		return err == nil && n == 0
+	})
+}
+
 // waitFilters waits until the webhook's consumer filters topic and no
 // other topic: a topic change has reached the stream.
 func (e *env) waitFilters(id, topic string) {

@@ -119,12 +119,13 @@ func TestDisablePurgesRetrySubject(t *testing.T) {
 			waitFor(t, 20*time.Second, "the rt_ consumer deleted", func() bool { return e.consumerInfo(retryStream, "rt_"+w.ID) == nil })
 			t.Logf("retry subject purged and consumer deleted %v after the disable", time.Since(disabled).Round(time.Millisecond))
 
+			// Re-enabled at once: ActiveSince keeps microseconds, so
+			// events stored in the re-enable's millisecond but before it
+			// are not new.
 			e.publishIDs(subject, idRange("while-disabled", 20))
-			// ActiveSince is kept in milliseconds: an event stored in the
-			// same millisecond as the re-enable counts as new (delivering
-			// it is the safe side of the ambiguity). Re-enable in a later
-			// millisecond, so "while-disabled" is unambiguous.
-			time.Sleep(2 * time.Millisecond)
+			// A probe in flight at the disable may reach the sink after it
+			// is healthy (a loaded run delivered 50 "before" events so).
+			e.waitNoneInFlight(w.ID)
 			healthy.Store(true)
 			e.setEnabled(w, true)
 			if e.lookup(w.ID).State.Retrying {

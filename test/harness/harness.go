@@ -169,3 +169,13 @@ func (r *Redis) Client(tb testing.TB) *redis.Client {
 	tb.Cleanup(func() { rdb.Close() })
 	return rdb
 }
+
+// RedisNow is Redis's clock (TIME), to the microsecond.
+func RedisNow(tb testing.TB, rdb *redis.Client) time.Time {
+	tb.Helper()
+	now, err := rdb.Time(context.Background()).Result()
+	if err != nil {
+		tb.Fatalf("redis TIME: %v", err)
+	}
+	return now
+}
