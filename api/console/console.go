@@ -54,6 +54,15 @@ type Limiter interface {
 	Take(account string, now time.Time) (retryAfter time.Duration)
 }
 
+// AuthLimit is the failed-authentication limit per client address
+// (*authlimit.Limiter, shared with the API): Wait says how long the
+// request's address must wait before a key of it is checked, Failed
+// records a bad key.
+type AuthLimit interface {
+	Wait(r *http.Request, now time.Time) time.Duration
+	Failed(r *http.Request, now time.Time)
+}
+
 // Config configures the console. Store, Keys and Sessions are required;
 // everything else may be nil or zero.
 type Config struct {
@@ -62,6 +71,9 @@ type Config struct {
 	Operator Keys     // the operator key (--admin-key), nil: no operator sign-in
 	Sessions Sessions // where sessions live (NewRedisSessions)
 	Limiter  Limiter  // the API's rate limit, shared
+	// AuthLimit limits bad keys at sign-in per address (the API's,
+	// shared); nil: no limit.
+	AuthLimit AuthLimit
 	// Accounts are the accounts the operator sees even before they have
 	// webhooks (those of the configured API keys).
 	Accounts []string

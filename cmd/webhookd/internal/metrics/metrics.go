@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/webhookd/webhookd/api/authlimit"
 	"github.com/webhookd/webhookd/dispatcher"
 )
 
@@ -153,5 +154,32 @@ func (m *Metrics) RegisterRecovery(d *dispatcher.Dispatcher) {
 		counter("webhookd_ops_events_sent_total", "Operator events published on NATS (webhookd.ops.<account>.<type>).", rs.OpsSent.Load),
 		counter("webhookd_ops_events_posted_total", "Operator events POSTed to --ops-url and answered 2xx.", rs.OpsPosted.Load),
 		counter("webhookd_ops_events_failed_total", "Operator events dropped (queue full, shutdown) or not sent after retries, NATS and --ops-url together.", rs.OpsFailed.Load),
+	)
+}
+
+// RegisterAuthLimit exposes the failed-authentication limit's counters;
+// nil (the limit is off) registers nothing.
+func (m *Metrics) RegisterAuthLimit(l *authlimit.Limiter) {
+	if l == nil {
+		return
+	}
+	st := l.Stats()
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "webhookd_auth_failures_total",
+			Help: "Bad API keys presented to the API or the console's sign-in (answered 401).",
+		}, func() float64 { return float64(st.Failures.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "webhookd_auth_throttled_total",
+			Help: "Requests refused with 429 because their client address presented too many bad keys (--auth-fail-burst).",
+		}, func() float64 { return float64(st.Throttled.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "webhookd_auth_addresses_evicted_total",
+			Help: "Client addresses the failed-authentication limit forgot because its table was full.",
+		}, func() float64 { return float64(st.Evicted.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "webhookd_auth_addresses",
+			Help: "Client addresses the failed-authentication limit tracks on this replica.",
+		}, func() float64 { return float64(l.Len()) }),
 	)
 }
