@@ -81,6 +81,8 @@ type Config struct {
 	// get one.
 	DeadLetters DeadLetterReader
 	Plugins     Plugins
+	// PageSize is how many webhooks a page of the list shows (100).
+	PageSize int
 	// Poll is how often the live parts of a page refresh (2s).
 	Poll time.Duration
 	// SessionTTL is a session's lifetime from sign-in (12h); it does not
@@ -108,6 +110,9 @@ type Console struct {
 func New(cfg Config) (*Console, error) {
 	if cfg.Poll <= 0 {
 		cfg.Poll = 2 * time.Second
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = defaultPageSize
 	}
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 12 * time.Hour
