@@ -141,9 +141,6 @@ func (m *Metrics) Handler() http.Handler {
 // counters.
 func (m *Metrics) RegisterRecovery(d *dispatcher.Dispatcher) {
 	rs := d.RecoveryStats()
-	counter := func(name, help string, v func() int64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v()) })
-	}
 	m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "webhookd_replays_running",
@@ -165,21 +162,17 @@ func (m *Metrics) RegisterAuthLimit(l *authlimit.Limiter) {
 	}
 	st := l.Stats()
 	m.reg.MustRegister(
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "webhookd_auth_failures_total",
-			Help: "Bad API keys presented to the API or the console's sign-in (answered 401).",
-		}, func() float64 { return float64(st.Failures.Load()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "webhookd_auth_throttled_total",
-			Help: "Requests refused with 429 because their client address presented too many bad keys (--auth-fail-burst).",
-		}, func() float64 { return float64(st.Throttled.Load()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "webhookd_auth_addresses_evicted_total",
-			Help: "Client addresses the failed-authentication limit forgot because its table was full.",
-		}, func() float64 { return float64(st.Evicted.Load()) }),
+		counter("webhookd_auth_failures_total", "Bad API keys presented to the API or the console's sign-in (answered 401).", st.Failures.Load),
+		counter("webhookd_auth_throttled_total", "Requests refused with 429 because their client address presented too many bad keys (--auth-fail-burst).", st.Throttled.Load),
+		counter("webhookd_auth_addresses_evicted_total", "Client addresses the failed-authentication limit forgot because its table was full.", st.Evicted.Load),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "webhookd_auth_addresses",
 			Help: "Client addresses the failed-authentication limit tracks on this replica.",
 		}, func() float64 { return float64(l.Len()) }),
 	)
+}
+
+// counter is a counter read from v when scraped.
+func counter(name, help string, v func() int64) prometheus.Collector {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v()) })
 }
