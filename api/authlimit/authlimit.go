@@ -36,7 +36,7 @@ type Config struct {
 	// Refill is how long until an address may present one more (6s: 10
 	// a minute once the burst is spent).
 	Refill time.Duration
-	// MaxAddresses bounds the table (10,000 addresses, about 1.5 MB).
+	// MaxAddresses bounds the table (10,000 addresses, about 2 MB).
 	MaxAddresses int
 	// Log gets one line per address per minute while it is throttled.
 	Log zerolog.Logger
