@@ -7,7 +7,8 @@
 // Sign-in takes an account's API key (that account only) or the operator
 // key (every account). Keys are checked by the API's constant-time
 // Keyring, and every signed-in request spends a token from the same
-// per-account rate limit as the API. Sessions live in Redis (see
+// per-account rate limit as the API; wrong keys are limited per client
+// address (api/authlimit, shared with the API). Sessions live in Redis (see
 // sessions.go), so every replica accepts them and logout revokes them.
 //
 // Sections that depend on features built elsewhere (attempt log, test
