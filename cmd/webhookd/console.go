@@ -25,8 +25,9 @@ func newAuthLimit(cfg serveConfig, log zerolog.Logger) *authlimit.Limiter {
 		Log: log.With().Str("component", "auth").Logger()})
 }
 
-// newConsole wires the web console: the API's keyring and rate limit,
-// the operator key, sessions in Redis, and the dead-letter stream.
+// newConsole wires the web console: the API's keyring, rate limit and
+// failed-authentication limit, the operator key, sessions in Redis, and
+// the dead-letter stream.
 // The features other packages hold plug in through console.Plugins
 // (consoleplug.go).
 func newConsole(cfg serveConfig, store *subscriptions.Store, keys *subscriptions.Keyring, limiter *api.Limiter,
@@ -36,17 +37,15 @@ func newConsole(cfg serveConfig, store *subscriptions.Store, keys *subscriptions
 		Keys:     keys,
 		Sessions: console.NewRedisSessions(rdb),
 		Limiter:  limiter,
-		Accounts: apiKeyAccounts(cfg),
+		// A nil *authlimit.Limiter (--auth-fail-burst 0) limits nothing.
+		AuthLimit: authLimit,
+		Accounts:  apiKeyAccounts(cfg),
 		// serve keeps the dispatcher's stream and dead-letter names, which
 		// are the reader's defaults too.
 		DeadLetters: &deadletter.Reader{JS: js, DefaultAccount: cfg.DefaultAccount},
 		Plugins:     plugins,
 		Version:     version,
 		Log:         log,
-	}
-	if authLimit != nil {
-		// Set only when on: a nil *Limiter would make a non-nil interface.
-		ccfg.AuthLimit = authLimit
 	}
 	if cfg.AdminKey != "" {
 		op, err := operatorKeyring(cfg.AdminKey, keys)
