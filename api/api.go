@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/webhookd/webhookd/api/authlimit"
 	"github.com/webhookd/webhookd/dispatcher/activity"
 	"github.com/webhookd/webhookd/subscriptions"
 )
@@ -60,6 +61,9 @@ type Config struct {
 	// Limiter, when set, is the rate limit instead of RateLimit and
 	// RateBurst: one shared with the console (NewLimiter).
 	Limiter *Limiter
+	// AuthLimit limits bad API keys per client address (shared with the
+	// console's sign-in); nil: no limit.
+	AuthLimit *authlimit.Limiter
 	// Console, when set, is served at /console/ (the web console,
 	// api/console), inside the access log.
 	Console http.Handler

@@ -2,7 +2,10 @@ package api
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -22,13 +25,21 @@ func (s *server) auth(h handler) http.Handler {
 			s.fail(w, r, errNoCredentials)
 			return
 		}
+		now := time.Now()
+		// An address that presented too many bad keys is refused before
+		// its key is checked, so its answers tell it nothing.
+		if wait := s.cfg.AuthLimit.Wait(r, now); wait > 0 {
+			s.fail(w, r, authThrottled(w, wait))
+			return
+		}
 		account, ok := s.keys.Lookup(key)
 		if !ok {
+			s.cfg.AuthLimit.Failed(r, now)
 			s.fail(w, r, errBadCredentials)
 			return
 		}
 		setAccount(r.Context(), account)
-		if err := s.rate.take(w, account, time.Now()); err != nil {
+		if err := s.rate.take(w, account, now); err != nil {
 			s.fail(w, r, err)
 			return
 		}
@@ -36,6 +47,15 @@ func (s *server) auth(h handler) http.Handler {
 			s.fail(w, r, err)
 		}
 	})
+}
+
+// authThrottled is the 429 of an address past the failed-authentication
+// limit, in Klaviyo's throttled shape with Retry-After.
+func authThrottled(w http.ResponseWriter, wait time.Duration) error {
+	secs := int(math.Ceil(wait.Seconds()))
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	return &apiError{status: http.StatusTooManyRequests, code: codeThrottled, pointer: "/data/",
+		detail: fmt.Sprintf("Too many requests with an incorrect API key from this address. Expected available in %d seconds.", secs)}
 }
 
 // credentials extracts the key of an Authorization header value.

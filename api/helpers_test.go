@@ -39,6 +39,8 @@ type env struct {
 	redis *harness.Redis
 	store *subscriptions.Store
 	log   *logBuffer
+	// client sends the requests (nil: the server's own client).
+	client *http.Client
 }
 
 // newEnv starts the API; mutate adjusts its Config.
@@ -105,7 +107,11 @@ func (e *env) doHeaders(method, path, body string, headers map[string]string, no
 	if noAuth {
 		req.Header.Del("Authorization")
 	}
-	res, err := e.srv.Client().Do(req)
+	client := e.client
+	if client == nil {
+		client = e.srv.Client()
+	}
+	res, err := client.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/webhookd/webhookd/signer"
 )
 
 // consoleAdminKey is the operator key of the browser test's webhookd.
@@ -24,8 +27,9 @@ const consoleAdminKey = "console-operator-key-0123456789"
 // TestConsoleInBrowser drives Debian's chromium through a real `webhookd
 // serve`: sign in with an API key, watch a webhook's health turn to "in
 // error" without a reload, read its attempt log and chart, run a test
-// send (result inline) and a replay (progress live until done),
-// re-enable a disabled webhook with its button,
+// send (result inline) and a replay (progress live until done), rotate
+// a secret (the next delivery signed by both, the secret never shown),
+// cancel a running replay, re-enable a disabled webhook with its button,
 // read the topics and dead letters, see a flow webhook's action, counts
 // and attempts and preview its template, look at the list on a phone, and sign
 // in as the operator. It saves a screenshot of each page under
@@ -155,6 +159,84 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Error("the replay sent nothing to the endpoint")
 	}
 	shots.take(t, ctx, "replay")
+
+	// Rotate Analytics' secret: the new one never reaches a page, the
+	// live part shows the rotation, and a delivery after it is signed by
+	// both secrets.
+	const rotated = "rotated-secret-0123456789abcdef"
+	run("open Analytics to rotate its secret", chromedp.Navigate(base+"/console/webhooks/"+healthy),
+		chromedp.WaitVisible(chromedp.CSS(`form[action$="/secret"]`)))
+	eval(`document.querySelector('form[action$="/secret"] input[name="overlap"]').value = "1h"`)
+	run("start the rotation", chromedp.SendKeys(chromedp.CSS(`form[action$="/secret"] input[name="secret"]`), rotated),
+		chromedp.Click(chromedp.CSS(`form[action$="/secret"] button`)), chromedp.WaitVisible(chromedp.CSS(".notice")),
+		chromedp.WaitVisible(chromedp.CSS("#state .rotation")))
+	if got := eval(`document.querySelector('.notice').textContent`).(string); !strings.Contains(got, "Secret rotation started") {
+		t.Errorf("after the rotation the notice reads %q", got)
+	}
+	if got := eval(`document.querySelector('#state .rotation').textContent`).(string); !strings.Contains(got, "secret is primary") ||
+		!strings.Contains(got, "retires") {
+		t.Errorf("the rotation reads %q, want which secret is primary and when the other retires", got)
+	}
+	if eval(fmt.Sprintf(`document.documentElement.outerHTML.includes(%q)`, rotated)) != false {
+		t.Error("the page shows the new secret")
+	}
+	var rots struct {
+		Data []struct {
+			Attributes struct {
+				Status string `json:"status"`
+			} `json:"attributes"`
+		} `json:"data"`
+	}
+	if code := call(t, "GET", base+"/webhookd/webhooks/"+healthy+"/secret-rotations", "", &rots); code != http.StatusOK || len(rots.Data) != 1 {
+		t.Errorf("the API lists %d rotations (status %d), want the one started in the console", len(rots.Data), code)
+	}
+	run("test send after the rotation", chromedp.Click(chromedp.CSS(`form[action$="/test"] button`)),
+		chromedp.WaitVisible(chromedp.CSS("#test-result")))
+	last := sink.last("/analytics")
+	if n := strings.Count(last.sig, "v1="); n != 2 {
+		t.Errorf("Webhookd-Signature after the rotation = %q, want a digest per secret", last.sig)
+	}
+	for _, sec := range []string{testSecret, rotated} {
+		if err := signer.Verify([]byte(sec), last.body, last.ts, last.sig); err != nil {
+			t.Errorf("the delivery after the rotation does not verify with %s: %v", sec[:8]+"…", err)
+		}
+	}
+
+	// Cancel a replay of the failing Order sync, which keeps it running
+	// (its events are retried, never delivered).
+	run("open Order sync for a replay", chromedp.Navigate(base+"/console/webhooks/"+failing),
+		chromedp.WaitVisible(chromedp.CSS(`form[action$="/replays"]`)))
+	eval(fmt.Sprintf(`document.querySelector('input[name="from"]').value = %q; document.querySelector('input[name="to"]').value = %q`,
+		began.Format("2006-01-02T15:04"), time.Now().UTC().Add(2*time.Minute).Format("2006-01-02T15:04")))
+	cancel := `table.replays tr.r-running form[action$="/cancel"] button`
+	run("start the replay to cancel", chromedp.Click(chromedp.CSS(`form[action$="/replays"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(".notice")), chromedp.WaitVisible(chromedp.CSS(cancel)))
+	// Clicked from the page's script: the live part may swap the button
+	// for an identical one between finding it and a mouse click.
+	eval(fmt.Sprintf(`document.querySelector(%q).click()`, cancel))
+	// Waited for from here, not with chromedp.Poll: the click navigates,
+	// which ends a poll running in the page.
+	waitFor(t, 60*time.Second, "the page after Cancel to say the replay is cancelled", func() bool {
+		ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		ok, err := chromedp.Run(ectx, chromedp.Evaluate[bool](`(document.querySelector('.notice') || {textContent: ""}).textContent.includes("Replay cancelled")`+
+			` && !!document.querySelector('table.replays tr.r-cancelled')`))
+		return err == nil && ok
+	})
+	if eval(`!!document.querySelector('table.replays tr.r-cancelled form')`) != false {
+		t.Error("the cancelled replay still offers Cancel")
+	}
+	var reps struct {
+		Data []struct {
+			Attributes struct {
+				State string `json:"state"`
+			} `json:"attributes"`
+		} `json:"data"`
+	}
+	if code := call(t, "GET", base+"/webhookd/webhooks/"+failing+"/replays", "", &reps); code != http.StatusOK ||
+		len(reps.Data) != 1 || reps.Data[0].Attributes.State != "cancelled" {
+		t.Errorf("the API lists Order sync's replays as %+v (status %d), want one cancelled", reps.Data, code)
+	}
 
 	// Re-enable the disabled webhook with its button.
 	run("open CRM export", chromedp.Navigate(base+"/console/webhooks/"+paused), chromedp.WaitVisible(chromedp.CSS("#state .badge.disabled")))
@@ -330,20 +412,34 @@ func screenshotDir(t *testing.T) string {
 	return dir
 }
 
-// switchSink answers 200, or 500 once fail is set, and counts requests
-// per path. It does not check signatures: the sink tests do.
+// switchSink answers 200, or 500 once fail is set, counts requests per
+// path and keeps the last request's signature per path. It does not
+// check signatures: the sink tests do.
 type switchSink struct {
 	*httptest.Server
 	fail atomic.Bool
 	mu   sync.Mutex
 	n    map[string]int
+	sigs map[string]signedBody
+}
+
+// signedBody is a request's body and its signature headers.
+type signedBody struct {
+	body    []byte
+	ts, sig string // Klaviyo-Timestamp, Webhookd-Signature
 }
 
 func newSwitchSink(t *testing.T) *switchSink {
-	s := &switchSink{n: map[string]int{}}
+	s := &switchSink{n: map[string]int{}, sigs: map[string]signedBody{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
 		s.mu.Lock()
 		s.n[r.URL.Path]++
+		s.sigs[r.URL.Path] = signedBody{body: body, ts: r.Header.Get("Klaviyo-Timestamp"), sig: r.Header.Get("Webhookd-Signature")}
 		s.mu.Unlock()
 		if s.fail.Load() && r.URL.Path == "/orders" {
 			http.Error(w, "failing on purpose", http.StatusInternalServerError)
@@ -353,6 +449,13 @@ func newSwitchSink(t *testing.T) *switchSink {
 	}))
 	t.Cleanup(s.Close)
 	return s
+}
+
+// last is the last request to path.
+func (s *switchSink) last(path string) signedBody {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sigs[path]
 }
 
 func (s *switchSink) hits(path string) int {

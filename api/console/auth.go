@@ -3,9 +3,11 @@ package console
 import (
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -157,6 +159,10 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.renderSignIn(w, r, http.StatusForbidden, "The sign-in form expired or came from another site; try again.")
 		return
 	}
+	now := time.Now()
+	if c.signInThrottled(w, r, now) {
+		return
+	}
 	key := strings.TrimSpace(r.PostForm.Get("key"))
 	// Both lookups run whatever the first says, so the time taken does
 	// not tell an operator key from an account key.
@@ -166,6 +172,9 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		_, isOperator = c.cfg.Operator.Lookup(key)
 	}
 	if key == "" || !isAccount && !isOperator {
+		if c.cfg.AuthLimit != nil {
+			c.cfg.AuthLimit.Failed(r, now)
+		}
 		c.cfg.Log.Info().Msg("console sign-in refused: unknown key")
 		c.renderSignIn(w, r, http.StatusUnauthorized, "That key is not valid.")
 		return
@@ -176,7 +185,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	v := &viewer{Session: s}
 	if c.cfg.Limiter != nil {
-		if wait := c.cfg.Limiter.Take(v.bucket(), time.Now()); wait > 0 {
+		if wait := c.cfg.Limiter.Take(v.bucket(), now); wait > 0 {
 			c.fail(w, r, nil, throttled(wait))
 			return
 		}
@@ -190,6 +199,24 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, c.cookie(r, sessionCookie, token, c.cfg.SessionTTL))
 	c.cfg.Log.Info().Str("account_id", v.bucket()).Msg("console sign-in")
 	http.Redirect(w, r, cookiePath+"webhooks", http.StatusSeeOther)
+}
+
+// signInThrottled answers the sign-in form with 429 when r's address
+// presented too many bad keys. It runs before the key is checked, so
+// the answer tells nothing about the key.
+func (c *Console) signInThrottled(w http.ResponseWriter, r *http.Request, now time.Time) bool {
+	if c.cfg.AuthLimit == nil {
+		return false
+	}
+	wait := c.cfg.AuthLimit.Wait(r, now)
+	if wait <= 0 {
+		return false
+	}
+	secs := int((wait + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	c.renderSignIn(w, r, http.StatusTooManyRequests, fmt.Sprintf(
+		"Too many sign-ins with a wrong key from your address; try again in %s.", time.Duration(secs)*time.Second))
+	return true
 }
 
 // logout is POST /console/logout: the session is deleted in Redis, so

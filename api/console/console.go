@@ -7,7 +7,8 @@
 // Sign-in takes an account's API key (that account only) or the operator
 // key (every account). Keys are checked by the API's constant-time
 // Keyring, and every signed-in request spends a token from the same
-// per-account rate limit as the API. Sessions live in Redis (see
+// per-account rate limit as the API; wrong keys are limited per client
+// address (api/authlimit, shared with the API). Sessions live in Redis (see
 // sessions.go), so every replica accepts them and logout revokes them.
 //
 // Sections that depend on features built elsewhere (attempt log, test
@@ -54,6 +55,15 @@ type Limiter interface {
 	Take(account string, now time.Time) (retryAfter time.Duration)
 }
 
+// AuthLimit is the failed-authentication limit per client address
+// (*authlimit.Limiter, shared with the API): Wait says how long the
+// request's address must wait before a key of it is checked, Failed
+// records a bad key.
+type AuthLimit interface {
+	Wait(r *http.Request, now time.Time) time.Duration
+	Failed(r *http.Request, now time.Time)
+}
+
 // Config configures the console. Store, Keys and Sessions are required;
 // everything else may be nil or zero.
 type Config struct {
@@ -62,6 +72,9 @@ type Config struct {
 	Operator Keys     // the operator key (--admin-key), nil: no operator sign-in
 	Sessions Sessions // where sessions live (NewRedisSessions)
 	Limiter  Limiter  // the API's rate limit, shared
+	// AuthLimit limits bad keys at sign-in per address (the API's,
+	// shared); nil: no limit.
+	AuthLimit AuthLimit
 	// Accounts are the accounts the operator sees even before they have
 	// webhooks (those of the configured API keys).
 	Accounts []string
@@ -69,6 +82,8 @@ type Config struct {
 	// get one.
 	DeadLetters DeadLetterReader
 	Plugins     Plugins
+	// PageSize is how many webhooks a page of the list shows (100).
+	PageSize int
 	// Poll is how often the live parts of a page refresh (2s).
 	Poll time.Duration
 	// SessionTTL is a session's lifetime from sign-in (12h); it does not
@@ -96,6 +111,9 @@ type Console struct {
 func New(cfg Config) (*Console, error) {
 	if cfg.Poll <= 0 {
 		cfg.Poll = 2 * time.Second
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = defaultPageSize
 	}
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 12 * time.Hour

@@ -440,15 +440,8 @@ func TestRateLimitShared(t *testing.T) {
 	lim := api.NewLimiter(0.001, 3)
 	e := newEnv(t, func(c *console.Config, a *api.Config) { c.Limiter = lim; a.Limiter = lim })
 	b := e.signedIn(keyA) // sign-in and the webhooks page: 2 tokens
-	req, _ := http.NewRequestWithContext(context.Background(), "GET", e.srv.URL+"/api/webhooks", nil)
-	req.Header.Set("Authorization", "Klaviyo-API-Key "+keyA)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("API call with the last token = %d, want 200", res.StatusCode)
+	if code := e.apiStatus(http.DefaultClient, keyA); code != http.StatusOK {
+		t.Fatalf("API call with the last token = %d, want 200", code)
 	}
 	p := b.get("/console/webhooks")
 	if p.status != http.StatusTooManyRequests || p.header.Get("Retry-After") == "" {

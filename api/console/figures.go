@@ -10,10 +10,10 @@ import (
 
 // The list's costly figures (backlog, delivered in the last hour) are
 // kept per webhook for figureTTL, and one refresh of the list reads at
-// most figureBudget of them afresh: a list of 500 webhooks polled every
+// most figureBudget of them afresh: a page of 100 webhooks polled every
 // 2 s costs at most 20 backlog reads and 20 bounded attempt-log reads
-// per poll, and each row is at most about a minute old once every row
-// has been read (500 / 20 polls × 2 s = 50 s). A webhook's own page
+// per poll, and each row is at most about 10 s old once every row of
+// the page has been read (100 / 20 polls × 2 s). A webhook's own page
 // always reads its figures afresh.
 const (
 	figureTTL    = 10 * time.Second
@@ -30,8 +30,9 @@ type figure struct {
 
 // figureCache holds the figures of every webhook listed lately.
 type figureCache struct {
-	mu sync.Mutex
-	m  map[string]figure
+	mu    sync.Mutex
+	m     map[string]figure
+	swept time.Time // the last sweep of old figures
 }
 
 func (fc *figureCache) get(id string) (figure, bool) {
@@ -47,8 +48,10 @@ func (fc *figureCache) put(id string, f figure) {
 	if fc.m == nil {
 		fc.m = map[string]figure{}
 	}
-	// Forget webhooks not listed for a while, so deleted ones go.
-	if len(fc.m) > 2*maxRows {
+	// Forget webhooks not listed for a while, so deleted ones go; a
+	// sweep at most once per figureTTL, however many pages are read.
+	if len(fc.m) > 2*defaultPageSize && time.Since(fc.swept) > figureTTL {
+		fc.swept = time.Now()
 		for k, v := range fc.m {
 			if time.Since(v.at) > 10*figureTTL {
 				delete(fc.m, k)

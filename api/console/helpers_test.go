@@ -177,3 +177,19 @@ func (e *env) signedIn(key string) *browser {
 	b.signIn(key)
 	return b
 }
+
+// apiStatus is the status of GET /api/webhooks with key, sent by client.
+func (e *env) apiStatus(client *http.Client, key string) int {
+	e.t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), "GET", e.srv.URL+"/api/webhooks", nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Klaviyo-API-Key "+key)
+	res, err := client.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}

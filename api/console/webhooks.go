@@ -9,10 +9,10 @@ import (
 	"github.com/webhookd/webhookd/subscriptions"
 )
 
-// maxRows caps the webhooks list: each row costs a Redis round trip for
-// its in-flight count, and a page of more rows is not read by anyone.
-// The page says when rows were left out; filters narrow it.
-const maxRows = 500
+// defaultPageSize is how many webhooks a list page shows: each row costs
+// a Redis round trip for its in-flight count (and its budgeted figures,
+// figures.go), so a page stays small however many webhooks there are.
+const defaultPageSize = 100
 
 // row is one webhook as the list and its page show it.
 type row struct {
@@ -39,7 +39,11 @@ type row struct {
 type listData struct {
 	Query       listQuery
 	Rows        []row
-	Total       int // after the filter, before maxRows
+	Total       int  // after the filter, on every page
+	First, Last int  // the 1-based positions of the page's first and last rows
+	Prev, Next  int  // the previous and next page; 0: none
+	Pages       int  // how many pages Total makes (at least 1)
+	PageSorted  bool // the sort orders within the page only
 	Counts      map[string]int
 	HealthKeys  []string
 	Updated     time.Time
@@ -82,6 +86,19 @@ func (c *Console) listData(ctx context.Context, v *viewer, lq listQuery) (listDa
 		}
 	}
 	d.Total = len(kept)
+	sortWebhooks(kept, lq)
+	size := c.cfg.PageSize
+	d.Pages = max((len(kept)+size-1)/size, 1)
+	d.Query.Page = min(lq.Page, d.Pages) // a page past the end shows the last
+	from := (d.Query.Page - 1) * size
+	kept = kept[from:min(from+size, len(kept))]
+	d.First, d.Last, d.PageSorted = from+1, from+len(kept), lq.pageSorted()
+	if d.Query.Page > 1 {
+		d.Prev = d.Query.Page - 1
+	}
+	if d.Query.Page < d.Pages {
+		d.Next = d.Query.Page + 1
+	}
 	rows := make([]row, 0, len(kept))
 	b := &budget{left: figureBudget}
 	for _, wh := range kept {
@@ -91,10 +108,7 @@ func (c *Console) listData(ctx context.Context, v *viewer, lq listQuery) (listDa
 		}
 		rows = append(rows, rw)
 	}
-	sortRows(rows, lq)
-	if len(rows) > maxRows {
-		rows = rows[:maxRows]
-	}
+	sortPage(rows, d.Query)
 	d.Rows = rows
 	return d, nil
 }

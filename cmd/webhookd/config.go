@@ -46,6 +46,8 @@ type serveConfig struct {
 	MaxWebhooksPerAccount  int
 	APIRateLimit           float64
 	APIRateBurst           int
+	AuthFailBurst          int           // bad keys per client address at once; 0: no limit
+	AuthFailRefill         time.Duration // one more bad key per address after this
 
 	DeliveryTimeout time.Duration
 	MaxInFlight     int
@@ -128,6 +130,8 @@ func newServeFlags(cfg *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.StreamReplicas, "stream-replicas", 1, "JetStream replicas of the event and dead-letter streams, 1-5 (3 on a NATS cluster); applied at start-up, also to existing streams")
 	fs.Float64Var(&cfg.APIRateLimit, "api-rate-limit", 10, "API requests per second per account, steady; beyond it and --api-rate-burst: 429 throttled (Klaviyo's own tier is 0.25); 0: no limit")
 	fs.IntVar(&cfg.APIRateBurst, "api-rate-burst", 20, "API requests per account allowed at once above --api-rate-limit")
+	fs.IntVar(&cfg.AuthFailBurst, "auth-fail-burst", 10, "bad API keys (API and console sign-in) one client address may present at once; past it and --auth-fail-refill: 429, even for a good key; 0: no limit")
+	fs.DurationVar(&cfg.AuthFailRefill, "auth-fail-refill", 6*time.Second, "an address past --auth-fail-burst may present one more key after this `duration`")
 	fs.IntVar(&cfg.MaxWebhooksPerAccount, "max-webhooks-per-account", 10, "webhooks per account (Klaviyo's limit)")
 
 	fs.DurationVar(&cfg.DeliveryTimeout, "delivery-timeout", 5*time.Second, "whole-request `deadline` of a delivery (Klaviyo: 5s)")
@@ -237,6 +241,8 @@ func (c *serveConfig) validate(fromEnv map[string]string) error {
 		bad("api-rate-limit", strconv.FormatFloat(c.APIRateLimit, 'g', -1, 64), "must not be negative (0: no limit)")
 	}
 	between("api-rate-burst", c.APIRateBurst, 1, 1_000_000)
+	between("auth-fail-burst", c.AuthFailBurst, 0, 1_000_000)
+	positive("auth-fail-refill", c.AuthFailRefill)
 	between("max-webhooks-per-account", c.MaxWebhooksPerAccount, 1, 1_000_000)
 
 	positive("delivery-timeout", c.DeliveryTimeout)
@@ -285,7 +291,7 @@ func (c *serveConfig) validate(fromEnv map[string]string) error {
 
 	if c.AdminKey != "" && len(c.AdminKey) < minAdminKeyLen {
 		// Never echo the key, not even a short one.
-		bad("admin-key", "(hidden)", "must be at least %d characters: it opens every account, and failed sign-ins are not rate-limited", minAdminKeyLen)
+		bad("admin-key", "(hidden)", "must be at least %d characters: it opens every account", minAdminKeyLen)
 	}
 
 	if _, err := parseLevel(c.LogLevel); err != nil {

@@ -9,23 +9,37 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/webhookd/webhookd/api"
+	"github.com/webhookd/webhookd/api/authlimit"
 	"github.com/webhookd/webhookd/api/console"
 	"github.com/webhookd/webhookd/api/console/deadletter"
 	"github.com/webhookd/webhookd/subscriptions"
 )
 
-// newConsole wires the web console: the API's keyring and rate limit,
-// the operator key, sessions in Redis, and the dead-letter stream.
+// newAuthLimit is the failed-authentication limit the API and the
+// console's sign-in share; nil with --auth-fail-burst 0.
+func newAuthLimit(cfg serveConfig, log zerolog.Logger) *authlimit.Limiter {
+	if cfg.AuthFailBurst == 0 {
+		return nil
+	}
+	return authlimit.New(authlimit.Config{Burst: cfg.AuthFailBurst, Refill: cfg.AuthFailRefill,
+		Log: log.With().Str("component", "auth").Logger()})
+}
+
+// newConsole wires the web console: the API's keyring, rate limit and
+// failed-authentication limit, the operator key, sessions in Redis, and
+// the dead-letter stream.
 // The features other packages hold plug in through console.Plugins
 // (consoleplug.go).
 func newConsole(cfg serveConfig, store *subscriptions.Store, keys *subscriptions.Keyring, limiter *api.Limiter,
-	js jetstream.JetStream, rdb redis.UniversalClient, plugins console.Plugins, log zerolog.Logger) (*console.Console, error) {
+	authLimit *authlimit.Limiter, js jetstream.JetStream, rdb redis.UniversalClient, plugins console.Plugins, log zerolog.Logger) (*console.Console, error) {
 	ccfg := console.Config{
 		Store:    store,
 		Keys:     keys,
 		Sessions: console.NewRedisSessions(rdb),
 		Limiter:  limiter,
-		Accounts: apiKeyAccounts(cfg),
+		// A nil *authlimit.Limiter (--auth-fail-burst 0) limits nothing.
+		AuthLimit: authLimit,
+		Accounts:  apiKeyAccounts(cfg),
 		// serve keeps the dispatcher's stream and dead-letter names, which
 		// are the reader's defaults too.
 		DeadLetters: &deadletter.Reader{JS: js, DefaultAccount: cfg.DefaultAccount},

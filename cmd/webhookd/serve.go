@@ -132,13 +132,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	met.Register(disp)
 	met.RegisterRecovery(disp)
 	limiter := api.NewLimiter(cfg.APIRateLimit, cfg.APIRateBurst)
+	authLimit := newAuthLimit(cfg, log)
+	met.RegisterAuthLimit(authLimit)
 	var reader *activity.Reader // nil: the attempt log is off
 	if attempts != nil {
 		reader = activity.NewReader(cfg.activityConfig(met), js)
 	}
 	flowStore := flows.NewStore(rdb.Client)
 	fcfg := cfg.flowConfig()
-	con, err := newConsole(cfg, store, keys, limiter, js, rdb.Client,
+	con, err := newConsole(cfg, store, keys, limiter, authLimit, js, rdb.Client,
 		consolePlugins(disp, reader, store, flowPlug{store: flowStore, org: fcfg.Organization}),
 		log.With().Str("component", "console").Logger())
 	if err != nil {
@@ -156,6 +158,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Deliveries:             disp,
 		CheckTopic:             func(t string) error { return dispatcher.CheckCaptured(t, cfg.Subjects) },
 		Limiter:                limiter,
+		AuthLimit:              authLimit,
 		Console:                con,
 		Flows:                  flowStore,
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/webhookd/webhookd/api/authlimit"
 	"github.com/webhookd/webhookd/dispatcher"
 )
 
@@ -140,9 +141,6 @@ func (m *Metrics) Handler() http.Handler {
 // counters.
 func (m *Metrics) RegisterRecovery(d *dispatcher.Dispatcher) {
 	rs := d.RecoveryStats()
-	counter := func(name, help string, v func() int64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v()) })
-	}
 	m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "webhookd_replays_running",
@@ -154,4 +152,27 @@ func (m *Metrics) RegisterRecovery(d *dispatcher.Dispatcher) {
 		counter("webhookd_ops_events_posted_total", "Operator events POSTed to --ops-url and answered 2xx.", rs.OpsPosted.Load),
 		counter("webhookd_ops_events_failed_total", "Operator events dropped (queue full, shutdown) or not sent after retries, NATS and --ops-url together.", rs.OpsFailed.Load),
 	)
+}
+
+// RegisterAuthLimit exposes the failed-authentication limit's counters;
+// nil (the limit is off) registers nothing.
+func (m *Metrics) RegisterAuthLimit(l *authlimit.Limiter) {
+	if l == nil {
+		return
+	}
+	st := l.Stats()
+	m.reg.MustRegister(
+		counter("webhookd_auth_failures_total", "Bad API keys presented to the API or the console's sign-in (answered 401).", st.Failures.Load),
+		counter("webhookd_auth_throttled_total", "Requests refused with 429 because their client address presented too many bad keys (--auth-fail-burst).", st.Throttled.Load),
+		counter("webhookd_auth_addresses_evicted_total", "Client addresses the failed-authentication limit forgot because its table was full.", st.Evicted.Load),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "webhookd_auth_addresses",
+			Help: "Client addresses the failed-authentication limit tracks on this replica.",
+		}, func() float64 { return float64(l.Len()) }),
+	)
+}
+
+// counter is a counter read from v when scraped.
+func counter(name, help string, v func() int64) prometheus.Collector {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v()) })
 }
