@@ -248,3 +248,76 @@ func TestFlowRoutesTrailingSlash(t *testing.T) {
 		}
 	}
 }
+
+// deleteFlowAction: 204 with no body; the chain closes over the action
+// (here the entry action, so the next one becomes the entry); the
+// action, its counts and its activity are gone; another account's
+// action is a 404; a flow's only action is a 409.
+func TestDeleteFlowAction(t *testing.T) {
+	e := newEnv(t, nil)
+	res := e.do("POST", "/api/flows", keyA, flowBody(goodDef))
+	if res.status != http.StatusCreated {
+		t.Fatalf("POST /api/flows = %d %s", res.status, res.body)
+	}
+	doc := res.doc(t)
+	id := at(doc, "data.id").(string)
+	a0, a1 := at(doc, "data.relationships.flow-actions.data.0.id").(string), at(doc, "data.relationships.flow-actions.data.1.id").(string)
+
+	if res := e.do("DELETE", "/api/flow-actions/"+a0, keyB, ""); res.status != http.StatusNotFound {
+		t.Errorf("DELETE another account's action = %d, want 404", res.status)
+	}
+	res = e.do("DELETE", "/api/flow-actions/"+a0, keyA, "")
+	if res.status != http.StatusNoContent || len(res.body) != 0 {
+		t.Fatalf("DELETE /api/flow-actions/%s = %d %q, want 204 with no body", a0, res.status, res.body)
+	}
+	res = e.do("GET", "/api/flows/"+id+"?additional-fields%5Bflow%5D=definition", keyA, "")
+	doc = res.doc(t)
+	if n := len(at(doc, "data.attributes.definition.actions").([]any)); n != 1 ||
+		at(doc, "data.attributes.definition.entry_action_id") != a1 || at(doc, "data.relationships.flow-actions.data.0.id") != a1 {
+		t.Errorf("flow after deleting its entry action = %s, want %s its only action and entry", res.body, a1)
+	}
+	for _, path := range []string{"/api/flow-actions/" + a0, "/webhookd/flow-actions/" + a0 + "/counts", "/webhookd/flow-actions/" + a0 + "/activity"} {
+		if res := e.do("GET", path, keyA, ""); res.status != http.StatusNotFound {
+			t.Errorf("GET %s after delete = %d, want 404", path, res.status)
+		}
+	}
+	if res := e.do("DELETE", "/api/flow-actions/"+a0+"/", keyA, ""); res.status != http.StatusNotFound {
+		t.Errorf("DELETE a deleted action = %d, want 404", res.status)
+	}
+	res = e.do("DELETE", "/api/flow-actions/"+a1, keyA, "")
+	if res.status != http.StatusConflict || !strings.Contains(string(res.body), "DELETE /api/flows/{id}") {
+		t.Errorf("DELETE the only action = %d %s, want 409 pointing at deleting the flow", res.status, res.body)
+	}
+	if res := e.do("GET", "/api/flow-actions/"+a1, keyA, ""); res.status != http.StatusOK {
+		t.Errorf("GET the only action after the refused delete = %d, want 200", res.status)
+	}
+}
+
+// In a chain of three, deleting the middle action links the first to
+// the third.
+func TestDeleteFlowActionMiddle(t *testing.T) {
+	e := newEnv(t, nil)
+	act := func(temp, next string) string {
+		return `{"temporary_id":"` + temp + `","type":"send-webhook","links":{"next":` + next + `},"data":{"status":"live","message":` + goodMsg + `}}`
+	}
+	def := `{"triggers":[{"type":"metric","id":"Rk7x2Q"}],"profile_filter":null,"entry_action_id":"x",` +
+		`"actions":[` + act("x", `"y"`) + `,` + act("y", `"z"`) + `,` + act("z", "null") + `]}`
+	res := e.do("POST", "/api/flows?additional-fields%5Bflow%5D=definition", keyA, flowBody(def))
+	if res.status != http.StatusCreated {
+		t.Fatalf("POST /api/flows = %d %s", res.status, res.body)
+	}
+	doc := res.doc(t)
+	id := at(doc, "data.id").(string)
+	x, y, z := at(doc, "data.attributes.definition.actions.0.id"), at(doc, "data.attributes.definition.actions.1.id"), at(doc, "data.attributes.definition.actions.2.id")
+	if res := e.do("DELETE", "/api/flow-actions/"+y.(string), keyA, ""); res.status != http.StatusNoContent {
+		t.Fatalf("DELETE middle action = %d %s", res.status, res.body)
+	}
+	res = e.do("GET", "/api/flow-actions/"+x.(string), keyA, "")
+	if got := at(res.doc(t), "data.attributes.definition.links.next"); got != z {
+		t.Errorf("first action's links.next = %v, want %v", got, z)
+	}
+	res = e.do("GET", "/api/flows/"+id+"/relationships/flow-actions", keyA, "")
+	if n := len(at(res.doc(t), "data").([]any)); n != 2 {
+		t.Errorf("flow's actions after delete = %s, want 2", res.body)
+	}
+}

@@ -105,11 +105,24 @@ func (r *receiver) got() []recorded {
 	return append([]recorded(nil), r.requests...)
 }
 
+// declareTopic puts a custom topic in the test account's catalog, as a
+// flow's topic trigger needs.
+func declareTopic(t testing.TB, api, topic string) {
+	t.Helper()
+	decl := fmt.Sprintf(`{"data":{"type":"webhook-topic","id":%q}}`, topic)
+	if st := call(t, "POST", api+"/webhookd/webhook-topics", decl, nil); st != http.StatusCreated && st != http.StatusOK {
+		t.Fatalf("POST /webhookd/webhook-topics %s = %d", topic, st)
+	}
+}
+
 // createFlow makes a live flow of one send-webhook action through the
-// API and waits until every delivery replica sends it; it returns the
-// flow and action ids.
+// API (declaring a topic trigger first) and waits until every delivery
+// replica sends it; it returns the flow and action ids.
 func createFlow(t testing.TB, api, trigger, url, body string, ds ...*dflows.Delivery) (flowID, actionID string) {
 	t.Helper()
+	if strings.Contains(trigger, ".") {
+		declareTopic(t, api, trigger)
+	}
 	tmpl, _ := json.Marshal(body)
 	def := fmt.Sprintf(`{"data":{"type":"flow","attributes":{"name":"orders","definition":{"triggers":[{"type":"metric","id":%q}],`+
 		`"profile_filter":null,"entry_action_id":"a1","actions":[{"temporary_id":"a1","type":"send-webhook","links":{"next":null},`+

@@ -41,6 +41,10 @@ const MaxFlowsPerAccount = 100
 // ErrLimit: the account has MaxFlowsPerAccount flows.
 var ErrLimit = errors.New("flows: too many flows in this account")
 
+// ErrLastAction: the action is its flow's only one; a flow has at least
+// one action, so the flow is deleted instead.
+var ErrLastAction = errors.New("flows: the flow's only action")
+
 // Store keeps flows in Redis.
 type Store struct {
 	rdb redis.UniversalClient
@@ -245,26 +249,4 @@ func (s *Store) Update(ctx context.Context, account, id string, change func(*Flo
 		return out, err
 	}
 	return Flow{}, ErrConflict
-}
-
-// Delete removes flow id of account with its actions' counters.
-func (s *Store) Delete(ctx context.Context, account, id string) error {
-	f, err := s.Get(ctx, account, id)
-	if err != nil {
-		return err
-	}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, keyFlow(id))
-		for _, a := range f.Actions {
-			p.Del(ctx, keyActionFlow(a.ID), keyCounts(a.ID), keySlots(a.ID))
-		}
-		p.ZRem(ctx, keyAccount(account), id)
-		p.SRem(ctx, keyAll, id)
-		p.Incr(ctx, keyRev)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("flows: delete %s: %w", id, err)
-	}
-	return nil
 }
