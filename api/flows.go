@@ -64,6 +64,9 @@ func (s *server) createFlow(w http.ResponseWriter, r *http.Request, account stri
 	if err != nil {
 		return err
 	}
+	if err := s.checkTrigger(r.Context(), account, in.flow.TriggerID); err != nil {
+		return err
+	}
 	in.flow.AccountID = account
 	f, err := s.cfg.Flows.Create(r.Context(), in.flow, in.temp)
 	if err != nil {

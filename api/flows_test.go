@@ -321,3 +321,45 @@ func TestDeleteFlowActionMiddle(t *testing.T) {
 		t.Errorf("flow's actions after delete = %s, want 2", res.body)
 	}
 }
+
+// A trigger id that is a topic must be in the account's catalog (built
+// in, seen on the stream or declared), else the flow would never fire:
+// 400 at the trigger's id, worded as webhooks' unknown topic. A metric
+// id (neither '.' nor ':') is accepted as Klaviyo's shape has it.
+func TestFlowTriggerTopic(t *testing.T) {
+	e := newEnv(t, nil)
+	def := func(trigger string) string {
+		return flowBody(strings.Replace(goodDef, `"id":"Rk7x2Q"`, fmt.Sprintf(`"id":%q`, trigger), 1))
+	}
+	const ptr = "/data/attributes/definition/triggers/0/id"
+	decl := `{"data":{"type":"webhook-topic","id":"event:acme.signup"}}`
+	if res := e.do("POST", "/webhookd/webhook-topics", keyA, decl); res.status != http.StatusCreated {
+		t.Fatalf("declare topic = %d %s", res.status, res.body)
+	}
+	for _, tc := range []struct{ name, key, trigger string }{
+		{"unknown topic", keyA, "event:acme.nope"},
+		{"colon, no dot", keyA, "event:placed_order"},
+		{"another account's declared topic", keyB, "event:acme.signup"},
+	} {
+		res := e.do("POST", "/api/flows", tc.key, def(tc.trigger))
+		doc := res.doc(t)
+		detail, _ := at(doc, "errors.0.detail").(string)
+		if res.status != http.StatusBadRequest || at(doc, "errors.0.source.pointer") != ptr || at(doc, "errors.0.code") != "invalid" ||
+			!strings.HasPrefix(detail, fmt.Sprintf("Unknown webhook topic %q for this account.", tc.trigger)) ||
+			!strings.Contains(detail, "POST /webhookd/webhook-topics") {
+			t.Errorf("%s: POST = %d %s, want 400 at %s naming the topic and how to declare it", tc.name, res.status, res.body, ptr)
+		}
+	}
+	for _, tc := range []struct{ name, key, trigger string }{
+		{"built-in topic", keyA, "event:klaviyo.sent_sms"},
+		{"declared topic", keyA, "event:acme.signup"},
+		{"metric id", keyB, "Rk7x2Q"},
+	} {
+		if res := e.do("POST", "/api/flows", tc.key, def(tc.trigger)); res.status != http.StatusCreated {
+			t.Errorf("%s: POST = %d %s, want 201", tc.name, res.status, res.body)
+		}
+	}
+	if res := e.do("GET", "/api/flows", keyA, ""); len(at(res.doc(t), "data").([]any)) != 2 {
+		t.Errorf("account A's flows = %s, want the two accepted ones only", res.body)
+	}
+}
