@@ -21,6 +21,21 @@ const (
 		`"entry_action_id":"wh-1","reentry_criteria":{"duration":0,"unit":"alltime"}}`
 )
 
+// mustCreateFlow creates the flow of definition def in keyA's account
+// and returns its id and its actions' ids.
+func mustCreateFlow(t *testing.T, e *env, def string) (id string, actionIDs []string) {
+	t.Helper()
+	res := e.do("POST", "/api/flows", keyA, flowBody(def))
+	if res.status != http.StatusCreated {
+		t.Fatalf("POST /api/flows = %d %s", res.status, res.body)
+	}
+	doc := res.doc(t)
+	for _, r := range at(doc, "data.relationships.flow-actions.data").([]any) {
+		actionIDs = append(actionIDs, at(r, "id").(string))
+	}
+	return at(doc, "data.id").(string), actionIDs
+}
+
 func TestFlowLifecycle(t *testing.T) {
 	e := newEnv(t, nil)
 	res := e.do("POST", "/api/flows?additional-fields%5Bflow%5D=definition", keyA, flowBody(goodDef))
@@ -170,13 +185,8 @@ func TestFlowValidation(t *testing.T) {
 // PATCH requests are validated with pointers too.
 func TestFlowPatchValidation(t *testing.T) {
 	e := newEnv(t, nil)
-	res := e.do("POST", "/api/flows", keyA, flowBody(goodDef))
-	if res.status != http.StatusCreated {
-		t.Fatalf("POST = %d %s", res.status, res.body)
-	}
-	doc := res.doc(t)
-	id := at(doc, "data.id").(string)
-	a0 := at(doc, "data.relationships.flow-actions.data.0.id").(string)
+	id, ids := mustCreateFlow(t, e, goodDef)
+	a0 := ids[0]
 	for _, tc := range []struct {
 		name, path, body string
 		status           int
@@ -255,23 +265,17 @@ func TestFlowRoutesTrailingSlash(t *testing.T) {
 // action is a 404; a flow's only action is a 409.
 func TestDeleteFlowAction(t *testing.T) {
 	e := newEnv(t, nil)
-	res := e.do("POST", "/api/flows", keyA, flowBody(goodDef))
-	if res.status != http.StatusCreated {
-		t.Fatalf("POST /api/flows = %d %s", res.status, res.body)
-	}
-	doc := res.doc(t)
-	id := at(doc, "data.id").(string)
-	a0, a1 := at(doc, "data.relationships.flow-actions.data.0.id").(string), at(doc, "data.relationships.flow-actions.data.1.id").(string)
-
+	id, ids := mustCreateFlow(t, e, goodDef)
+	a0, a1 := ids[0], ids[1]
 	if res := e.do("DELETE", "/api/flow-actions/"+a0, keyB, ""); res.status != http.StatusNotFound {
 		t.Errorf("DELETE another account's action = %d, want 404", res.status)
 	}
-	res = e.do("DELETE", "/api/flow-actions/"+a0, keyA, "")
+	res := e.do("DELETE", "/api/flow-actions/"+a0, keyA, "")
 	if res.status != http.StatusNoContent || len(res.body) != 0 {
 		t.Fatalf("DELETE /api/flow-actions/%s = %d %q, want 204 with no body", a0, res.status, res.body)
 	}
 	res = e.do("GET", "/api/flows/"+id+"?additional-fields%5Bflow%5D=definition", keyA, "")
-	doc = res.doc(t)
+	doc := res.doc(t)
 	if n := len(at(doc, "data.attributes.definition.actions").([]any)); n != 1 ||
 		at(doc, "data.attributes.definition.entry_action_id") != a1 || at(doc, "data.relationships.flow-actions.data.0.id") != a1 {
 		t.Errorf("flow after deleting its entry action = %s, want %s its only action and entry", res.body, a1)
@@ -302,17 +306,12 @@ func TestDeleteFlowActionMiddle(t *testing.T) {
 	}
 	def := `{"triggers":[{"type":"metric","id":"Rk7x2Q"}],"profile_filter":null,"entry_action_id":"x",` +
 		`"actions":[` + act("x", `"y"`) + `,` + act("y", `"z"`) + `,` + act("z", "null") + `]}`
-	res := e.do("POST", "/api/flows?additional-fields%5Bflow%5D=definition", keyA, flowBody(def))
-	if res.status != http.StatusCreated {
-		t.Fatalf("POST /api/flows = %d %s", res.status, res.body)
-	}
-	doc := res.doc(t)
-	id := at(doc, "data.id").(string)
-	x, y, z := at(doc, "data.attributes.definition.actions.0.id"), at(doc, "data.attributes.definition.actions.1.id"), at(doc, "data.attributes.definition.actions.2.id")
-	if res := e.do("DELETE", "/api/flow-actions/"+y.(string), keyA, ""); res.status != http.StatusNoContent {
+	id, ids := mustCreateFlow(t, e, def)
+	x, y, z := ids[0], ids[1], ids[2]
+	if res := e.do("DELETE", "/api/flow-actions/"+y, keyA, ""); res.status != http.StatusNoContent {
 		t.Fatalf("DELETE middle action = %d %s", res.status, res.body)
 	}
-	res = e.do("GET", "/api/flow-actions/"+x.(string), keyA, "")
+	res := e.do("GET", "/api/flow-actions/"+x, keyA, "")
 	if got := at(res.doc(t), "data.attributes.definition.links.next"); got != z {
 		t.Errorf("first action's links.next = %v, want %v", got, z)
 	}

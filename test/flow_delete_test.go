@@ -36,26 +36,8 @@ func TestFlowActionDeleteStopsDelivery(t *testing.T) {
 	def := fmt.Sprintf(`{"data":{"type":"flow","attributes":{"name":"two","definition":{"triggers":[{"type":"metric","id":%q}],`+
 		`"profile_filter":null,"entry_action_id":"first","actions":[%s,%s]}}}}`,
 		topicOrder, act("first", `"second"`, failing.srv.URL), act("second", "null", ok.srv.URL))
-	var created struct {
-		Data struct {
-			ID            string
-			Relationships struct {
-				FlowActions struct{ Data []struct{ ID string } } `json:"flow-actions"`
-			}
-		}
-	}
-	if st := call(t, "POST", api+"/api/flows", def, &created); st != http.StatusCreated {
-		t.Fatalf("POST /api/flows = %d", st)
-	}
-	flowID := created.Data.ID
-	first, second := created.Data.Relationships.FlowActions.Data[0].ID, created.Data.Relationships.FlowActions.Data[1].ID
-	live := fmt.Sprintf(`{"data":{"type":"flow","id":%q,"attributes":{"status":"live"}}}`, flowID)
-	if st := call(t, "PATCH", api+"/api/flows/"+flowID, live, nil); st != http.StatusOK {
-		t.Fatalf("PATCH flow live = %d", st)
-	}
-	for _, d := range []*dflows.Delivery{d1, d2} {
-		waitFor(t, 10*time.Second, "both actions live on every replica", func() bool { return d.Sends(first) && d.Sends(second) })
-	}
+	flowID, ids := createLiveFlow(t, api, def, d1, d2)
+	first, second := ids[0], ids[1]
 
 	e.publishRaw(topicOrder, orderEvent("ev-before", 1, 0), "ev-before")
 	waitCounts(t, api, first, map[string]float64{"waiting_to_retry": 1})

@@ -128,6 +128,15 @@ func createFlow(t testing.TB, api, trigger, url, body string, ds ...*dflows.Deli
 		`"profile_filter":null,"entry_action_id":"a1","actions":[{"temporary_id":"a1","type":"send-webhook","links":{"next":null},`+
 		`"data":{"status":"draft","message":{"name":"erp","url":%q,"headers":{"X-Shop-Token":"t0k3n-secret"},"body":%s}}}]}}}}`,
 		trigger, url, tmpl)
+	flowID, ids := createLiveFlow(t, api, def, ds...)
+	return flowID, ids[0]
+}
+
+// createLiveFlow creates the flow of FlowCreateQuery def through the
+// API, makes it live and waits until every delivery replica sends each
+// of its actions; it returns the flow's and its actions' ids.
+func createLiveFlow(t testing.TB, api, def string, ds ...*dflows.Delivery) (flowID string, actionIDs []string) {
+	t.Helper()
 	var created struct {
 		Data struct {
 			ID            string
@@ -139,15 +148,20 @@ func createFlow(t testing.TB, api, trigger, url, body string, ds ...*dflows.Deli
 	if st := call(t, "POST", api+"/api/flows", def, &created); st != http.StatusCreated {
 		t.Fatalf("POST /api/flows = %d", st)
 	}
-	flowID, actionID = created.Data.ID, created.Data.Relationships.FlowActions.Data[0].ID
+	flowID = created.Data.ID
+	for _, a := range created.Data.Relationships.FlowActions.Data {
+		actionIDs = append(actionIDs, a.ID)
+	}
 	live := fmt.Sprintf(`{"data":{"type":"flow","id":%q,"attributes":{"status":"live"}}}`, flowID)
 	if st := call(t, "PATCH", api+"/api/flows/"+flowID, live, nil); st != http.StatusOK {
 		t.Fatalf("PATCH flow live = %d", st)
 	}
 	for _, d := range ds {
-		waitFor(t, 10*time.Second, "the flow live in delivery's index", func() bool { return d.Sends(actionID) })
+		waitFor(t, 10*time.Second, "the flow live in delivery's index", func() bool {
+			return !slices.ContainsFunc(actionIDs, func(id string) bool { return !d.Sends(id) })
+		})
 	}
-	return flowID, actionID
+	return flowID, actionIDs
 }
 
 // orderEvent is a Placed Order event with its profile in included[].

@@ -2,8 +2,6 @@ package flows
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -43,43 +41,9 @@ func (s *Store) DeleteAction(ctx context.Context, account, actionID string) (Flo
 	if err != nil {
 		return Flow{}, err
 	}
-	id := f.ID
-	for range 5 {
-		var out Flow
-		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-			f, err := s.load(ctx, tx, id)
-			if err != nil {
-				return err
-			}
-			if f.AccountID != account {
-				return ErrNotFound
-			}
-			if err := f.removeAction(actionID); err != nil {
-				return err
-			}
-			f.Updated = s.now().UTC()
-			rec, err := json.Marshal(f)
-			if err != nil {
-				return fmt.Errorf("flows: encode: %w", err)
-			}
-			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				p.Set(ctx, keyFlow(id), rec, 0)
-				p.Del(ctx, keyActionFlow(actionID), keyCounts(actionID), keySlots(actionID))
-				p.Incr(ctx, keyRev)
-				return nil
-			})
-			out = f
-			return err
-		}, keyFlow(id))
-		if errors.Is(err, redis.TxFailedErr) {
-			continue
-		}
-		if err != nil {
-			return Flow{}, err
-		}
-		return out, nil
-	}
-	return Flow{}, ErrConflict
+	return s.update(ctx, account, f.ID, func(f *Flow) error { return f.removeAction(actionID) }, func(p redis.Pipeliner) {
+		p.Del(ctx, keyActionFlow(actionID), keyCounts(actionID), keySlots(actionID))
+	})
 }
 
 // removeAction takes action id out of f and closes the chain over it.

@@ -217,6 +217,12 @@ func (s *Store) FlowOfAction(ctx context.Context, account, actionID string) (Flo
 // Update applies change to flow id of account atomically (optimistic:
 // ErrConflict when the flow changed meanwhile more than a few times).
 func (s *Store) Update(ctx context.Context, account, id string, change func(*Flow) error) (Flow, error) {
+	return s.update(ctx, account, id, change, nil)
+}
+
+// update is Update, with also in its transaction what also queues
+// (nil: nothing more).
+func (s *Store) update(ctx context.Context, account, id string, change func(*Flow) error, also func(redis.Pipeliner)) (Flow, error) {
 	var out Flow
 	for range 5 {
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
@@ -237,6 +243,9 @@ func (s *Store) Update(ctx context.Context, account, id string, change func(*Flo
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				p.Set(ctx, keyFlow(id), rec, 0)
+				if also != nil {
+					also(p)
+				}
 				p.Incr(ctx, keyRev)
 				return nil
 			})
