@@ -220,8 +220,8 @@ func (s *Store) Update(ctx context.Context, account, id string, change func(*Flo
 	return s.update(ctx, account, id, change, nil)
 }
 
-// update is Update, with also in its transaction what also queues
-// (nil: nothing more).
+// update is Update; also, when not nil, queues more commands in the
+// same transaction.
 func (s *Store) update(ctx context.Context, account, id string, change func(*Flow) error, also func(redis.Pipeliner)) (Flow, error) {
 	var out Flow
 	for range 5 {
