@@ -235,11 +235,11 @@ func (s *server) updateFlowAction(w http.ResponseWriter, r *http.Request, accoun
 	return nil
 }
 
-// deleteFlowAction is deleteFlowAction: the action leaves its flow,
-// whose chain closes over it (README, Flow webhooks). A live action
-// stops sending at delivery's next index reload on every replica; its
-// retries still queued are recorded as skipped (action_not_live), not
-// sent.
+// deleteFlowAction serves the SDK's deleteFlowAction: the action
+// leaves its flow, whose chain closes over it (README, Flow webhooks). A
+// live action stops sending at delivery's next index reload on every
+// replica; its retries still queued are recorded as skipped
+// (action_not_live), not sent.
 func (s *server) deleteFlowAction(w http.ResponseWriter, r *http.Request, account string) error {
 	id := r.PathValue("id")
 	if _, err := s.cfg.Flows.DeleteAction(r.Context(), account, id); err != nil {
