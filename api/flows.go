@@ -18,6 +18,7 @@ type FlowStore interface {
 	List(ctx context.Context, account string) ([]flows.Flow, error)
 	Update(ctx context.Context, account, id string, change func(*flows.Flow) error) (flows.Flow, error)
 	Delete(ctx context.Context, account, id string) error
+	DeleteAction(ctx context.Context, account, actionID string) (flows.Flow, error)
 	FlowOfAction(ctx context.Context, account, actionID string) (flows.Flow, error)
 	Counts(ctx context.Context, actionID string) (flows.Counts, error)
 }
@@ -34,6 +35,9 @@ func flowErr(err error, notFound *apiError) error {
 		return notFound
 	case errors.Is(err, flows.ErrLimit):
 		return invalid("/data", "This account already has the maximum number of flows; delete one first.")
+	case errors.Is(err, flows.ErrLastAction):
+		return &apiError{status: http.StatusConflict, code: codeConflict,
+			detail: "This is the flow's only action, and a flow has at least one; delete the flow instead (DELETE /api/flows/{id})."}
 	case errors.Is(err, flows.ErrConflict):
 		return &apiError{status: http.StatusConflict, code: codeConflict, detail: "The flow changed meanwhile; try again."}
 	}
@@ -58,6 +62,9 @@ func (s *server) createFlow(w http.ResponseWriter, r *http.Request, account stri
 	}
 	in, err := decode(s, w, r, s.parseFlowCreate)
 	if err != nil {
+		return err
+	}
+	if err := s.checkTrigger(r.Context(), account, in.flow.TriggerID); err != nil {
 		return err
 	}
 	in.flow.AccountID = account
@@ -225,6 +232,20 @@ func (s *server) updateFlowAction(w http.ResponseWriter, r *http.Request, accoun
 	a, _ := f.Action(id)
 	res := actionResource(baseURL(r), f, a)
 	s.encode(w, http.StatusOK, document{Data: res, Links: res.Links})
+	return nil
+}
+
+// deleteFlowAction serves the SDK's deleteFlowAction: the action
+// leaves its flow, whose chain closes over it (README, Flow webhooks). A
+// live action stops sending at delivery's next index reload on every
+// replica; its retries still queued are recorded as skipped
+// (action_not_live), not sent.
+func (s *server) deleteFlowAction(w http.ResponseWriter, r *http.Request, account string) error {
+	id := r.PathValue("id")
+	if _, err := s.cfg.Flows.DeleteAction(r.Context(), account, id); err != nil {
+		return flowErr(err, errActionNotFound)
+	}
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

@@ -21,6 +21,21 @@ const (
 		`"entry_action_id":"wh-1","reentry_criteria":{"duration":0,"unit":"alltime"}}`
 )
 
+// mustCreateFlow creates the flow of definition def in keyA's account
+// and returns its id and its actions' ids.
+func mustCreateFlow(t *testing.T, e *env, def string) (id string, actionIDs []string) {
+	t.Helper()
+	res := e.do("POST", "/api/flows", keyA, flowBody(def))
+	if res.status != http.StatusCreated {
+		t.Fatalf("POST /api/flows = %d %s", res.status, res.body)
+	}
+	doc := res.doc(t)
+	for _, r := range at(doc, "data.relationships.flow-actions.data").([]any) {
+		actionIDs = append(actionIDs, at(r, "id").(string))
+	}
+	return at(doc, "data.id").(string), actionIDs
+}
+
 func TestFlowLifecycle(t *testing.T) {
 	e := newEnv(t, nil)
 	res := e.do("POST", "/api/flows?additional-fields%5Bflow%5D=definition", keyA, flowBody(goodDef))
@@ -170,13 +185,8 @@ func TestFlowValidation(t *testing.T) {
 // PATCH requests are validated with pointers too.
 func TestFlowPatchValidation(t *testing.T) {
 	e := newEnv(t, nil)
-	res := e.do("POST", "/api/flows", keyA, flowBody(goodDef))
-	if res.status != http.StatusCreated {
-		t.Fatalf("POST = %d %s", res.status, res.body)
-	}
-	doc := res.doc(t)
-	id := at(doc, "data.id").(string)
-	a0 := at(doc, "data.relationships.flow-actions.data.0.id").(string)
+	id, ids := mustCreateFlow(t, e, goodDef)
+	a0 := ids[0]
 	for _, tc := range []struct {
 		name, path, body string
 		status           int
@@ -246,5 +256,109 @@ func TestFlowRoutesTrailingSlash(t *testing.T) {
 		if res := e.do("GET", path, keyA, ""); res.status != http.StatusOK {
 			t.Errorf("GET %s = %d %s", path, res.status, res.body)
 		}
+	}
+}
+
+// deleteFlowAction: 204 with no body; the chain closes over the action
+// (here the entry action, so the next one becomes the entry); the
+// action, its counts and its activity are gone; another account's
+// action is a 404; a flow's only action is a 409.
+func TestDeleteFlowAction(t *testing.T) {
+	e := newEnv(t, nil)
+	id, ids := mustCreateFlow(t, e, goodDef)
+	a0, a1 := ids[0], ids[1]
+	if res := e.do("DELETE", "/api/flow-actions/"+a0, keyB, ""); res.status != http.StatusNotFound {
+		t.Errorf("DELETE another account's action = %d, want 404", res.status)
+	}
+	res := e.do("DELETE", "/api/flow-actions/"+a0, keyA, "")
+	if res.status != http.StatusNoContent || len(res.body) != 0 {
+		t.Fatalf("DELETE /api/flow-actions/%s = %d %q, want 204 with no body", a0, res.status, res.body)
+	}
+	res = e.do("GET", "/api/flows/"+id+"?additional-fields%5Bflow%5D=definition", keyA, "")
+	doc := res.doc(t)
+	if n := len(at(doc, "data.attributes.definition.actions").([]any)); n != 1 ||
+		at(doc, "data.attributes.definition.entry_action_id") != a1 || at(doc, "data.relationships.flow-actions.data.0.id") != a1 {
+		t.Errorf("flow after deleting its entry action = %s, want %s its only action and entry", res.body, a1)
+	}
+	for _, path := range []string{"/api/flow-actions/" + a0, "/webhookd/flow-actions/" + a0 + "/counts", "/webhookd/flow-actions/" + a0 + "/activity"} {
+		if res := e.do("GET", path, keyA, ""); res.status != http.StatusNotFound {
+			t.Errorf("GET %s after delete = %d, want 404", path, res.status)
+		}
+	}
+	if res := e.do("DELETE", "/api/flow-actions/"+a0+"/", keyA, ""); res.status != http.StatusNotFound {
+		t.Errorf("DELETE a deleted action = %d, want 404", res.status)
+	}
+	res = e.do("DELETE", "/api/flow-actions/"+a1, keyA, "")
+	if res.status != http.StatusConflict || !strings.Contains(string(res.body), "DELETE /api/flows/{id}") {
+		t.Errorf("DELETE the only action = %d %s, want 409 pointing at deleting the flow", res.status, res.body)
+	}
+	if res := e.do("GET", "/api/flow-actions/"+a1, keyA, ""); res.status != http.StatusOK {
+		t.Errorf("GET the only action after the refused delete = %d, want 200", res.status)
+	}
+}
+
+// In a chain of three, deleting the middle action links the first to
+// the third.
+func TestDeleteFlowActionMiddle(t *testing.T) {
+	e := newEnv(t, nil)
+	act := func(temp, next string) string {
+		return `{"temporary_id":"` + temp + `","type":"send-webhook","links":{"next":` + next + `},"data":{"status":"live","message":` + goodMsg + `}}`
+	}
+	def := `{"triggers":[{"type":"metric","id":"Rk7x2Q"}],"profile_filter":null,"entry_action_id":"x",` +
+		`"actions":[` + act("x", `"y"`) + `,` + act("y", `"z"`) + `,` + act("z", "null") + `]}`
+	id, ids := mustCreateFlow(t, e, def)
+	x, y, z := ids[0], ids[1], ids[2]
+	if res := e.do("DELETE", "/api/flow-actions/"+y, keyA, ""); res.status != http.StatusNoContent {
+		t.Fatalf("DELETE middle action = %d %s", res.status, res.body)
+	}
+	res := e.do("GET", "/api/flow-actions/"+x, keyA, "")
+	if got := at(res.doc(t), "data.attributes.definition.links.next"); got != z {
+		t.Errorf("first action's links.next = %v, want %v", got, z)
+	}
+	res = e.do("GET", "/api/flows/"+id+"/relationships/flow-actions", keyA, "")
+	if n := len(at(res.doc(t), "data").([]any)); n != 2 {
+		t.Errorf("flow's actions after delete = %s, want 2", res.body)
+	}
+}
+
+// A trigger id that is a topic must be in the account's catalog (built
+// in, seen on the stream or declared), else the flow would never fire:
+// 400 at the trigger's id, worded as webhooks' unknown topic. A metric
+// id (neither '.' nor ':') is accepted as Klaviyo's shape has it.
+func TestFlowTriggerTopic(t *testing.T) {
+	e := newEnv(t, nil)
+	def := func(trigger string) string {
+		return flowBody(strings.Replace(goodDef, `"id":"Rk7x2Q"`, fmt.Sprintf(`"id":%q`, trigger), 1))
+	}
+	const ptr = "/data/attributes/definition/triggers/0/id"
+	decl := `{"data":{"type":"webhook-topic","id":"event:acme.signup"}}`
+	if res := e.do("POST", "/webhookd/webhook-topics", keyA, decl); res.status != http.StatusCreated {
+		t.Fatalf("declare topic = %d %s", res.status, res.body)
+	}
+	for _, tc := range []struct{ name, key, trigger string }{
+		{"unknown topic", keyA, "event:acme.nope"},
+		{"colon, no dot", keyA, "event:placed_order"},
+		{"another account's declared topic", keyB, "event:acme.signup"},
+	} {
+		res := e.do("POST", "/api/flows", tc.key, def(tc.trigger))
+		doc := res.doc(t)
+		detail, _ := at(doc, "errors.0.detail").(string)
+		if res.status != http.StatusBadRequest || at(doc, "errors.0.source.pointer") != ptr || at(doc, "errors.0.code") != "invalid" ||
+			!strings.HasPrefix(detail, fmt.Sprintf("Unknown webhook topic %q for this account.", tc.trigger)) ||
+			!strings.Contains(detail, "POST /webhookd/webhook-topics") {
+			t.Errorf("%s: POST = %d %s, want 400 at %s naming the topic and how to declare it", tc.name, res.status, res.body, ptr)
+		}
+	}
+	for _, tc := range []struct{ name, key, trigger string }{
+		{"built-in topic", keyA, "event:klaviyo.sent_sms"},
+		{"declared topic", keyA, "event:acme.signup"},
+		{"metric id", keyB, "Rk7x2Q"},
+	} {
+		if res := e.do("POST", "/api/flows", tc.key, def(tc.trigger)); res.status != http.StatusCreated {
+			t.Errorf("%s: POST = %d %s, want 201", tc.name, res.status, res.body)
+		}
+	}
+	if res := e.do("GET", "/api/flows", keyA, ""); len(at(res.doc(t), "data").([]any)) != 2 {
+		t.Errorf("account A's flows = %s, want the two accepted ones only", res.body)
 	}
 }

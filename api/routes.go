@@ -52,6 +52,7 @@ func (s *server) routes() http.Handler {
 		{"GET", "/api/flow-actions/{id}/flow", s.auth(s.flowsOn(s.getFlowOfAction))},
 		{"GET", "/api/flow-actions/{id}", s.auth(s.flowsOn(s.getFlowAction))},
 		{"PATCH", "/api/flow-actions/{id}", s.auth(s.flowsOn(s.updateFlowAction))},
+		{"DELETE", "/api/flow-actions/{id}", s.auth(s.flowsOn(s.deleteFlowAction))},
 		{"GET", "/webhookd/flow-actions/{id}/counts", s.auth(s.flowsOn(s.getFlowActionCounts))},
 		{"GET", "/webhookd/flow-actions/{id}/attempts", s.auth(s.flowsOn(s.flowActionAttempts(false)))},
 		{"GET", "/webhookd/flow-actions/{id}/attempts/{attempt_id}", s.auth(s.flowsOn(s.flowActionAttempts(true)))},

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -94,8 +95,29 @@ func parseTopicDeclaration(body []byte) (string, error) {
 
 // unknownTopic is the error for a subscription to a topic outside the
 // account's catalog, saying how to get it in.
-func unknownTopic(i int, topic string) *apiError {
-	return invalid(topicPointer(i), fmt.Sprintf("Unknown webhook topic %q for this account. A custom topic joins the catalog "+
+func unknownTopic(i int, topic string) *apiError { return unknownTopicAt(topicPointer(i), topic, "") }
+
+// unknownTopicAt is unknownTopic for the field at pointer, with more
+// said after it.
+func unknownTopicAt(pointer, topic, more string) *apiError {
+	return invalid(pointer, fmt.Sprintf("Unknown webhook topic %q for this account. A custom topic joins the catalog "+
 		"when its first event is published, or at once when declared: POST /webhookd/webhook-topics "+
-		`{"data":{"type":"webhook-topic","id":%q}}. GET /api/webhook-topics lists the catalog.`, topic, topic))
+		`{"data":{"type":"webhook-topic","id":%q}}. GET /api/webhook-topics lists the catalog.%s`, topic, topic, more))
+}
+
+// checkTrigger refuses a flow whose trigger names a topic outside the
+// account's catalog: no event of it can come, so the flow would never
+// fire. A trigger id with neither '.' nor ':' is a metric id (Klaviyo's
+// shape, e.g. Rk7x2Q), matched against the metric events carry, which
+// has no catalog to check.
+func (s *server) checkTrigger(ctx context.Context, account, id string) error {
+	if !strings.ContainsAny(id, ".:") {
+		return nil
+	}
+	ok, err := s.store.HasTopic(ctx, account, id)
+	if err != nil || ok {
+		return err
+	}
+	return unknownTopicAt("/data/attributes/definition/triggers/0/id", id,
+		" A trigger id without '.' or ':' is taken as a metric id instead.")
 }

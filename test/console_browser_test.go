@@ -285,6 +285,19 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("the flow's row reads %q, want its action erp, the sink's host, live and its deliveries", row)
 	}
 	shots.take(t, ctx, "flows")
+	// Both flow pages refresh their counts in place (console.js polls
+	// their fragments): one more delivery shows without navigating.
+	refreshes := func(sel string) {
+		t.Helper()
+		delivered := func() string {
+			time.Sleep(100 * time.Millisecond)
+			return eval(fmt.Sprintf(`document.querySelector(%q).textContent`, sel)).(string)
+		}
+		before := delivered()
+		e.publishRaw(topicOrder, orderEvent(fmt.Sprintf("ord-%d", time.Now().UnixNano()), 12.5, 1), "")
+		waitFor(t, 60*time.Second, sel+" refreshed in place", func() bool { return delivered() != before })
+	}
+	refreshes(`tr[data-id="` + flowID + `"] .c-delivered`)
 	waitFor(t, 60*time.Second, "the flow action's attempts on its page", func() bool {
 		run("open the flow", chromedp.Navigate(base+"/console/flows/"+flowID), chromedp.WaitVisible(chromedp.CSS(`form.preview textarea`)))
 		return eval(`!!document.querySelector('table.attempts tr.o-delivered')`) == true
@@ -297,6 +310,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		!strings.Contains(got, "ord-") || !strings.Contains(got, "200") {
 		t.Errorf("the flow's attempt reads %q, want its event id, recipient and status", got)
 	}
+	refreshes(`#state tr[data-action="` + actionID + `"] .c-delivered`)
 	// role: status when it renders, alert for a fault.
 	preview := func(body, role string) {
 		t.Helper()

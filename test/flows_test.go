@@ -105,16 +105,38 @@ func (r *receiver) got() []recorded {
 	return append([]recorded(nil), r.requests...)
 }
 
+// declareTopic puts a custom topic in the test account's catalog, as a
+// flow's topic trigger needs.
+func declareTopic(t testing.TB, api, topic string) {
+	t.Helper()
+	decl := fmt.Sprintf(`{"data":{"type":"webhook-topic","id":%q}}`, topic)
+	if st := call(t, "POST", api+"/webhookd/webhook-topics", decl, nil); st != http.StatusCreated && st != http.StatusOK {
+		t.Fatalf("POST /webhookd/webhook-topics %s = %d", topic, st)
+	}
+}
+
 // createFlow makes a live flow of one send-webhook action through the
-// API and waits until every delivery replica sends it; it returns the
-// flow and action ids.
+// API (declaring a topic trigger first) and waits until every delivery
+// replica sends it; it returns the flow and action ids.
 func createFlow(t testing.TB, api, trigger, url, body string, ds ...*dflows.Delivery) (flowID, actionID string) {
 	t.Helper()
+	if strings.Contains(trigger, ".") {
+		declareTopic(t, api, trigger)
+	}
 	tmpl, _ := json.Marshal(body)
 	def := fmt.Sprintf(`{"data":{"type":"flow","attributes":{"name":"orders","definition":{"triggers":[{"type":"metric","id":%q}],`+
 		`"profile_filter":null,"entry_action_id":"a1","actions":[{"temporary_id":"a1","type":"send-webhook","links":{"next":null},`+
 		`"data":{"status":"draft","message":{"name":"erp","url":%q,"headers":{"X-Shop-Token":"t0k3n-secret"},"body":%s}}}]}}}}`,
 		trigger, url, tmpl)
+	flowID, ids := createLiveFlow(t, api, def, ds...)
+	return flowID, ids[0]
+}
+
+// createLiveFlow creates the flow of FlowCreateQuery def through the
+// API, makes it live and waits until every delivery replica sends each
+// of its actions; it returns the flow's and its actions' ids.
+func createLiveFlow(t testing.TB, api, def string, ds ...*dflows.Delivery) (flowID string, actionIDs []string) {
+	t.Helper()
 	var created struct {
 		Data struct {
 			ID            string
@@ -126,15 +148,20 @@ func createFlow(t testing.TB, api, trigger, url, body string, ds ...*dflows.Deli
 	if st := call(t, "POST", api+"/api/flows", def, &created); st != http.StatusCreated {
 		t.Fatalf("POST /api/flows = %d", st)
 	}
-	flowID, actionID = created.Data.ID, created.Data.Relationships.FlowActions.Data[0].ID
+	flowID = created.Data.ID
+	for _, a := range created.Data.Relationships.FlowActions.Data {
+		actionIDs = append(actionIDs, a.ID)
+	}
 	live := fmt.Sprintf(`{"data":{"type":"flow","id":%q,"attributes":{"status":"live"}}}`, flowID)
 	if st := call(t, "PATCH", api+"/api/flows/"+flowID, live, nil); st != http.StatusOK {
 		t.Fatalf("PATCH flow live = %d", st)
 	}
 	for _, d := range ds {
-		waitFor(t, 10*time.Second, "the flow live in delivery's index", func() bool { return d.Sends(actionID) })
+		waitFor(t, 10*time.Second, "the flow live in delivery's index", func() bool {
+			return !slices.ContainsFunc(actionIDs, func(id string) bool { return !d.Sends(id) })
+		})
 	}
-	return flowID, actionID
+	return flowID, actionIDs
 }
 
 // orderEvent is a Placed Order event with its profile in included[].

@@ -160,7 +160,9 @@ func (c *Console) routes() *http.ServeMux {
 	mux.Handle("GET /console/topics", c.page(c.topicsPage))
 	mux.Handle("GET /console/dead-letters", c.page(c.deadLettersPage))
 	mux.Handle("GET /console/flows", c.page(c.flowsPage))
+	mux.Handle("GET /console/flows/rows", c.fragment(c.flowRows))
 	mux.Handle("GET /console/flows/{id}", c.page(c.flowPage))
+	mux.Handle("GET /console/flows/{id}/state", c.fragment(c.flowState))
 	mux.Handle("POST /console/flows/{id}/preview", c.actionSized(previewForm, c.preview))
 
 	mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {

@@ -79,18 +79,51 @@ const flowAttempts = 20
 
 // flowsPage lists the flow webhooks the viewer may see.
 func (c *Console) flowsPage(w http.ResponseWriter, r *http.Request, v *viewer) error {
-	d := flowsData{Available: c.cfg.Plugins.Flows != nil, Operator: v.Operator}
-	if d.Available {
-		account := v.Account
-		if v.Operator {
-			account = ""
-		}
-		var err error
-		if d.Flows, err = c.cfg.Plugins.Flows.Flows(r.Context(), account); err != nil {
-			return err
-		}
+	d, err := c.flowList(r.Context(), v)
+	if err != nil {
+		return err
 	}
 	c.renderPage(w, r, v, "flows", "Flows", "flows", d)
+	return nil
+}
+
+// flowRows is the fragment console.js polls to keep the flow list live.
+func (c *Console) flowRows(w http.ResponseWriter, r *http.Request, v *viewer) error {
+	if c.cfg.Plugins.Flows == nil {
+		return errUnavailable
+	}
+	d, err := c.flowList(r.Context(), v)
+	if err != nil {
+		return err
+	}
+	c.renderFragment(w, r, v, "flows", "rows", d)
+	return nil
+}
+
+// flowList is the flow list v may see.
+func (c *Console) flowList(ctx context.Context, v *viewer) (flowsData, error) {
+	d := flowsData{Available: c.cfg.Plugins.Flows != nil, Operator: v.Operator}
+	if d.Available {
+		var err error
+		if d.Flows, err = c.cfg.Plugins.Flows.Flows(ctx, v.scope()); err != nil {
+			return flowsData{}, err
+		}
+	}
+	return d, nil
+}
+
+// flowState is the fragment console.js polls on a flow's page: its
+// status and its actions' statuses and counts (not the attempts, which
+// cost an attempt log read per action).
+func (c *Console) flowState(w http.ResponseWriter, r *http.Request, v *viewer) error {
+	if c.cfg.Plugins.Flows == nil {
+		return errUnavailable
+	}
+	f, err := c.cfg.Plugins.Flows.Flow(r.Context(), v.scope(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	c.renderFragment(w, r, v, "flow", "state", flowData{Flow: f, Operator: v.Operator})
 	return nil
 }
 
@@ -117,17 +150,22 @@ type actionData struct {
 	Preview *FlowPreview
 }
 
+// scope is the account whose flows v may see: "" (every account) for
+// the operator.
+func (v *viewer) scope() string {
+	if v.Operator {
+		return ""
+	}
+	return v.Account
+}
+
 // flowData gathers flow id's page for v.
 func (c *Console) flowData(ctx context.Context, v *viewer, id string) (flowData, error) {
 	p := c.cfg.Plugins.Flows
 	if p == nil {
 		return flowData{}, errUnavailable
 	}
-	account := v.Account
-	if v.Operator {
-		account = ""
-	}
-	f, err := p.Flow(ctx, account, id)
+	f, err := p.Flow(ctx, v.scope(), id)
 	if err != nil {
 		return flowData{}, err
 	}

@@ -205,3 +205,71 @@ func TestFlowPagesUnavailable(t *testing.T) {
 		t.Errorf("preview without flows = %d, want 501", p.status)
 	}
 }
+
+// The flow list and a flow's page poll fragments with console.js, as
+// the webhook pages do: the pages name them in data-poll, no inline
+// script; the fragments need a session (401 without, which the script
+// turns into the sign-in form), carry the security headers, show the
+// counts as they are now, and are a 404 for another account's flow.
+func TestFlowRefreshFragments(t *testing.T) {
+	e, ff, fp := flowEnv(t)
+	b := e.signedIn(keyA)
+	list, flowPage := b.get("/console/flows"), b.get("/console/flows/FLa")
+	for _, tc := range []struct{ name, body, poll string }{
+		{"flow list", list.body, `data-poll="/console/flows/rows"`},
+		{"flow page", flowPage.body, `data-poll="/console/flows/FLa/state"`},
+	} {
+		if !strings.Contains(tc.body, tc.poll) || !strings.Contains(tc.body, `<script src="/console/static/console.js"`) ||
+			strings.Contains(tc.body, "<script>") {
+			t.Errorf("%s lacks %s with console.js (and no inline script)", tc.name, tc.poll)
+		}
+	}
+
+	// The counts change (delivery counted more); the fragments show it.
+	ff.mu.Lock()
+	ff.flows[0].Actions[0].Counts.Delivered = 42
+	ff.flows[0].Status = "manual"
+	ff.mu.Unlock()
+	reads := len(fp.filters)
+	rows := b.get("/console/flows/rows")
+	state := b.get("/console/flows/FLa/state")
+	for _, tc := range []struct {
+		name string
+		p    page
+	}{{"rows", rows}, {"state", state}} {
+		if tc.p.status != http.StatusOK || !strings.Contains(tc.p.body, "42 delivered") || !strings.Contains(tc.p.body, `<span class="badge s-manual">manual</span>`) ||
+			strings.Contains(tc.p.body, "41 delivered") || strings.Contains(tc.p.body, "<html") {
+			t.Errorf("%s fragment = %d %q, want the new counts and status, not a whole page", tc.name, tc.p.status, tc.p.body)
+		}
+		if strings.Contains(tc.p.body, hostile) || tc.p.header.Get("Content-Security-Policy") != console.ContentSecurityPolicy {
+			t.Errorf("%s fragment shows hostile text unescaped or lacks the CSP", tc.name)
+		}
+	}
+	if strings.Contains(rows.body, "FLb") {
+		t.Error("the rows fragment shows another account's flow")
+	}
+	if len(fp.filters) != reads {
+		t.Errorf("the state fragment read the attempt log %d times, want none", len(fp.filters)-reads)
+	}
+	if !strings.Contains(state.body, `href="#action-ACa1"`) || strings.Contains(state.body, "<textarea") {
+		t.Error("the state fragment does not link the action's section, or holds the preview form (it would wipe what is typed)")
+	}
+
+	if p := b.get("/console/flows/FLb/state"); p.status != http.StatusNotFound {
+		t.Errorf("another account's flow state = %d, want 404", p.status)
+	}
+	if p := b.get("/console/flows/nope/state"); p.status != http.StatusNotFound {
+		t.Errorf("an unknown flow's state = %d, want 404", p.status)
+	}
+	if p := e.signedIn(keyOp).get("/console/flows/FLb/state"); p.status != http.StatusOK || !strings.Contains(p.body, `<span class="badge s-disabled">disabled</span>`) {
+		t.Errorf("operator on account B's flow state = %d, want 200", p.status)
+	}
+	if p := e.signedIn(keyOp).get("/console/flows/rows"); !strings.Contains(p.body, "FLb") || !strings.Contains(p.body, ">Account<") {
+		t.Error("the operator's rows fragment lacks account B's flow or the account column")
+	}
+	for _, path := range []string{"/console/flows/rows", "/console/flows/FLa/state"} {
+		if p := e.browser().get(path); p.status != http.StatusUnauthorized {
+			t.Errorf("GET %s signed out = %d, want 401", path, p.status)
+		}
+	}
+}

@@ -32,6 +32,7 @@ type Store interface {
 	Release(ctx context.Context, action, holder string) error
 	Record(ctx context.Context, action string, o flows.Outcome) error
 	SkipUnsent(ctx context.Context, action string, retrying bool) error
+	ActionExists(ctx context.Context, action string) (bool, error)
 }
 
 // Stats are delivery's counters since start.

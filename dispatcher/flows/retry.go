@@ -70,16 +70,7 @@ func (d *Delivery) handleRetry(ctx context.Context, m jetstream.Msg) {
 	}
 	l := d.idx.action(rm.ActionID)
 	if l == nil {
-		// Deleted, or no longer live: nothing is sent; the event counts as
-		// skipped (a deleted action's counters come back as two fields)
-		// and the attempt log says why, so its activity does not show it
-		// waiting for ever.
-		d.stats.Skipped.Add(1)
-		d.noteStore(d.store.SkipUnsent(ctx, rm.ActionID, true))
-		if _, account, err := dispatcher.ParseSubject(rm.Subject, d.cfg.DefaultAccount); err == nil {
-			d.recordUnsent(account, rm.FlowID, rm.ActionID, ev, rm.Attempt, time.UnixMilli(rm.First),
-				activity.ClassNotLive, "the action was deleted or is no longer live; its retry was not sent")
-		}
+		d.skipNotLive(ctx, rm, ev)
 		_ = m.Ack()
 		return
 	}
@@ -89,4 +80,24 @@ func (d *Delivery) handleRetry(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 	_ = m.Ack()
+}
+
+// skipNotLive ends a retry whose action is not in the index: deleted
+// (alone or with its flow), or no longer live. Nothing is sent; the
+// event counts as skipped and the attempt log says why, so the action's
+// activity does not show it waiting for ever. A deleted action's
+// counters are gone with it and are not made again.
+func (d *Delivery) skipNotLive(ctx context.Context, rm retryMsg, ev *flowtmpl.Event) {
+	d.stats.Skipped.Add(1)
+	reason := "the action is no longer live; its retry was not sent"
+	exists, err := d.store.ActionExists(ctx, rm.ActionID)
+	d.noteStore(err)
+	if err == nil && !exists {
+		reason = "the action was deleted; its retry was not sent"
+	} else { // not live, or not known while Redis fails: count it
+		d.noteStore(d.store.SkipUnsent(ctx, rm.ActionID, true))
+	}
+	if _, account, err := dispatcher.ParseSubject(rm.Subject, d.cfg.DefaultAccount); err == nil {
+		d.recordUnsent(account, rm.FlowID, rm.ActionID, ev, rm.Attempt, time.UnixMilli(rm.First), activity.ClassNotLive, reason)
+	}
 }

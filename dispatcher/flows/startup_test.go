@@ -41,6 +41,7 @@ func (s *gatedStore) Acquire(context.Context, string, string, int, time.Duration
 func (s *gatedStore) Release(context.Context, string, string) error       { return nil }
 func (s *gatedStore) Record(context.Context, string, flows.Outcome) error { return nil }
 func (s *gatedStore) SkipUnsent(context.Context, string, bool) error      { s.skipped.Add(1); return nil }
+func (s *gatedStore) ActionExists(context.Context, string) (bool, error)  { return true, nil }
 
 // A retry due when a replica starts (all replicas were down while it
 // came due) is sent once the index has loaded, not skipped as "no longer

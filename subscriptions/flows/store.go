@@ -41,6 +41,10 @@ const MaxFlowsPerAccount = 100
 // ErrLimit: the account has MaxFlowsPerAccount flows.
 var ErrLimit = errors.New("flows: too many flows in this account")
 
+// ErrLastAction: the action is its flow's only one; a flow has at least
+// one action, so the flow is deleted instead.
+var ErrLastAction = errors.New("flows: the flow's only action")
+
 // Store keeps flows in Redis.
 type Store struct {
 	rdb redis.UniversalClient
@@ -213,6 +217,12 @@ func (s *Store) FlowOfAction(ctx context.Context, account, actionID string) (Flo
 // Update applies change to flow id of account atomically (optimistic:
 // ErrConflict when the flow changed meanwhile more than a few times).
 func (s *Store) Update(ctx context.Context, account, id string, change func(*Flow) error) (Flow, error) {
+	return s.update(ctx, account, id, change, nil)
+}
+
+// update is Update; also, when not nil, queues more commands in the
+// same transaction.
+func (s *Store) update(ctx context.Context, account, id string, change func(*Flow) error, also func(redis.Pipeliner)) (Flow, error) {
 	var out Flow
 	for range 5 {
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
@@ -233,6 +243,9 @@ func (s *Store) Update(ctx context.Context, account, id string, change func(*Flo
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				p.Set(ctx, keyFlow(id), rec, 0)
+				if also != nil {
+					also(p)
+				}
 				p.Incr(ctx, keyRev)
 				return nil
 			})
@@ -245,26 +258,4 @@ func (s *Store) Update(ctx context.Context, account, id string, change func(*Flo
 		return out, err
 	}
 	return Flow{}, ErrConflict
-}
-
-// Delete removes flow id of account with its actions' counters.
-func (s *Store) Delete(ctx context.Context, account, id string) error {
-	f, err := s.Get(ctx, account, id)
-	if err != nil {
-		return err
-	}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, keyFlow(id))
-		for _, a := range f.Actions {
-			p.Del(ctx, keyActionFlow(a.ID), keyCounts(a.ID), keySlots(a.ID))
-		}
-		p.ZRem(ctx, keyAccount(account), id)
-		p.SRem(ctx, keyAll, id)
-		p.Incr(ctx, keyRev)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("flows: delete %s: %w", id, err)
-	}
-	return nil
 }

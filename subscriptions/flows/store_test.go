@@ -129,3 +129,57 @@ func TestValidateHeaders(t *testing.T) {
 		t.Errorf("Mask = %q", m)
 	}
 }
+
+// DeleteAction closes the chain over the deleted action (in the middle,
+// and as the entry), drops its counters and its action->flow key, and
+// refuses the flow's only action.
+func TestDeleteAction(t *testing.T) {
+	ctx := context.Background()
+	s := NewStore(harness.StartRedis(t).Client(t))
+	msg := Message{URL: "https://example.com/", Body: `{}`}
+	f, err := s.Create(ctx, Flow{AccountID: "acct", Name: "f", TriggerID: "M1", EntryID: "t1", Actions: []Action{
+		{Next: "t2", Message: msg}, {Next: "t3", Message: msg}, {Message: msg}}}, []string{"t1", "t2", "t3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a1, a2, a3 := f.Actions[0].ID, f.Actions[1].ID, f.Actions[2].ID
+	if err := s.Record(ctx, a2, Delivered); err != nil {
+		t.Fatal(err)
+	}
+	rev0, _ := s.Rev(ctx)
+	if _, err := s.DeleteAction(ctx, "other", a2); !errors.Is(err, ErrNotFound) {
+		t.Errorf("DeleteAction(other account) = %v, want ErrNotFound", err)
+	}
+	got, err := s.DeleteAction(ctx, "acct", a2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Actions) != 2 || got.EntryID != a1 || got.Actions[0].Next != a3 || got.Actions[1].ID != a3 {
+		t.Errorf("after deleting the middle action: %+v, want %s -> %s", got, a1, a3)
+	}
+	if rev, _ := s.Rev(ctx); rev == rev0 {
+		t.Error("DeleteAction did not bump the revision")
+	}
+	if ok, err := s.ActionExists(ctx, a2); ok || err != nil {
+		t.Errorf("ActionExists(deleted) = %v, %v; want false", ok, err)
+	}
+	if ok, _ := s.ActionExists(ctx, a1); !ok {
+		t.Error("ActionExists(kept) = false")
+	}
+	if c, _ := s.Counts(ctx, a2); c != (Counts{}) {
+		t.Errorf("the deleted action's counts = %+v, want none", c)
+	}
+	if _, err := s.DeleteAction(ctx, "acct", a2); !errors.Is(err, ErrNotFound) {
+		t.Errorf("DeleteAction twice = %v, want ErrNotFound", err)
+	}
+	got, err = s.DeleteAction(ctx, "acct", a1)
+	if err != nil || got.EntryID != a3 || len(got.Actions) != 1 {
+		t.Errorf("after deleting the entry action: %+v, %v; want %s the entry", got, err, a3)
+	}
+	if _, err := s.DeleteAction(ctx, "acct", a3); !errors.Is(err, ErrLastAction) {
+		t.Errorf("DeleteAction(only action) = %v, want ErrLastAction", err)
+	}
+	if stored, _ := s.Get(ctx, "acct", f.ID); len(stored.Actions) != 1 || stored.EntryID != a3 {
+		t.Errorf("stored flow = %+v", stored)
+	}
+}

@@ -274,8 +274,8 @@ async function main() {
 
 // flowsMain drives the Flows API subset webhookd serves (flow webhooks):
 // create with a definition, list, get with the definition, update an
-// action, switch the flow live, list its actions, delete, and a refused
-// definition. Header values come back masked.
+// action, switch the flow live, list its actions, delete an action,
+// delete, and refused definitions. Header values come back masked.
 async function flowsMain() {
   const flows = new FlowsApi(new ApiKeySession(apiKey));
   flows.basePath = api.basePath;
@@ -364,6 +364,29 @@ async function flowsMain() {
     assert.equal(doc.data.attributes.definition.data.message.url, 'https://erp.example.net/hooks/order');
   });
 
+  await step('deleteFlowAction', async () => {
+    const { response, body: doc } = await flows.deleteFlowAction(actionIds[0]);
+    assert.equal(response.status, 204);
+    assert.equal(doc, undefined, 'no body');
+  });
+
+  await step('getFlow after deleteFlowAction: the next action is the entry', async () => {
+    const { body: doc } = await flows.getFlow(flowId, { additionalFieldsFlow: ['definition'] });
+    const def = doc.data.attributes.definition;
+    assert.deepEqual(def.actions.map((a) => a.id), [actionIds[1]]);
+    assert.equal(def.entryActionId, actionIds[1]);
+  });
+
+  await step('getFlowAction after delete -> 404', async () => {
+    const res = await rejection(flows.getFlowAction(actionIds[0]));
+    assertErrorDocument(res, 404, 'not_found');
+  });
+
+  await step('deleteFlowAction of the only action -> 409', async () => {
+    const res = await rejection(flows.deleteFlowAction(actionIds[1]));
+    assertErrorDocument(res, 409, 'conflict');
+  });
+
   await step('createFlow send-email -> 400 with pointer', async () => {
     const res = await rejection(flows.createFlow({ data: { type: 'flow', attributes: { name: 'x', definition: {
       triggers: [{ type: 'metric', id: 'M' }], profileFilter: null, entryActionId: 'e',
@@ -371,6 +394,17 @@ async function flowsMain() {
     } } } }));
     const e = assertErrorDocument(res, 400, 'invalid');
     assert.equal(e.source?.pointer, '/data/attributes/definition/actions/0/type');
+  });
+
+  await step('createFlow on a topic outside the catalog -> 400 with pointer', async () => {
+    const res = await rejection(flows.createFlow({ data: { type: 'flow', attributes: { name: 'x', definition: {
+      triggers: [{ type: 'metric', id: 'event:acme.never_declared' }], profileFilter: null, entryActionId: 'e',
+      actions: [{ temporaryId: 'e', type: 'send-webhook', links: { next: null },
+        data: { status: 'draft', message: { name: 'n', url: 'https://x.example.net/in', headers: {}, body: '{}' } } }],
+    } } } }));
+    const e = assertErrorDocument(res, 400, 'invalid');
+    assert.equal(e.source?.pointer, '/data/attributes/definition/triggers/0/id');
+    assert.match(e.detail, /^Unknown webhook topic "event:acme\.never_declared" for this account\./);
   });
 
   await step('deleteFlow', async () => {
