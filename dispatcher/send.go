@@ -61,24 +61,16 @@ func (d *delivery) send(ctx context.Context, s span) (o outcome, sent bool) {
 // paused), the request is not sent.
 func (c *courier) post(ctx context.Context, w subscriptions.Webhook, d *delivery, s span, extended time.Time) outcome {
 	started := time.Now()
-	if err := subscriptions.ValidateEndpoint(w.EndpointURL, c.cfg.AllowInsecureEndpoints); err != nil {
-		return outcome{kind: kindInvalid, started: started}
-	}
 	bp := bodyPool.Get().(*[]byte)
 	defer bodyPool.Put(bp)
-	now := time.Now().UTC()
-	body := batcher.AppendEnvelope((*bp)[:0], d.evs[s.lo:s.hi], c.meta(w, now))
-	*bp = body
-
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.DeliveryTimeout)
+	req, body, cancel, err := c.newRequest(ctx, &w, d.evs[s.lo:s.hi], (*bp)[:0], time.Now().UTC())
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.EndpointURL, bytes.NewReader(body))
+	if body != nil {
+		*bp = body
+	}
 	if err != nil {
 		return outcome{kind: kindInvalid, started: started}
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", c.cfg.UserAgent)
-	signer.SetHeadersRotating(req.Header, w.ID, activeSecrets(&w, now), body, now)
 
 	if time.Since(extended) > c.cfg.Lease-c.cfg.DeliveryTimeout-pauseSlack {
 		return outcome{kind: kindNotSent, started: started}
@@ -96,6 +88,30 @@ func (c *courier) post(ctx context.Context, w subscriptions.Webhook, d *delivery
 		c.cfg.Observer.Request(o.label(), s.len(), len(body), took)
 	}
 	return o
+}
+
+// newRequest is w's POST of evs at now, the one way every request to an
+// endpoint is built (deliveries, replays, test sends): the endpoint
+// validated, the envelope (meta.timestamp now) appended to buf, a context
+// bounded by DeliveryTimeout, Content-Type, User-Agent and the signature
+// headers at now with w's active secrets (Webhookd-Signature during a
+// rotation). body is the envelope once built, also when err is not nil;
+// err is an endpoint that cannot be posted to. Call cancel when the
+// request is done, err or not.
+func (c *courier) newRequest(ctx context.Context, w *subscriptions.Webhook, evs []batcher.Event, buf []byte, now time.Time) (req *http.Request, body []byte, cancel context.CancelFunc, err error) {
+	if err := subscriptions.ValidateEndpoint(w.EndpointURL, c.cfg.AllowInsecureEndpoints); err != nil {
+		return nil, nil, func() {}, err
+	}
+	body = batcher.AppendEnvelope(buf, evs, c.meta(*w, now))
+	ctx, cancel = context.WithTimeout(ctx, c.cfg.DeliveryTimeout)
+	req, err = http.NewRequestWithContext(ctx, http.MethodPost, w.EndpointURL, bytes.NewReader(body))
+	if err != nil {
+		return nil, body, cancel, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", c.cfg.UserAgent)
+	signer.SetHeadersRotating(req.Header, w.ID, activeSecrets(w, now), body, now)
+	return req, body, cancel, nil
 }
 
 // do sends req and classifies what came back.

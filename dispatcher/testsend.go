@@ -1,17 +1,14 @@
 package dispatcher
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/webhookd/webhookd/batcher"
 	"github.com/webhookd/webhookd/dispatcher/activity"
-	"github.com/webhookd/webhookd/signer"
 	"github.com/webhookd/webhookd/subscriptions"
 )
 
@@ -81,22 +78,13 @@ func (c *courier) testSend(ctx context.Context, w subscriptions.Webhook) activit
 		Trigger: activity.TriggerTest, Outcome: activity.Failed, Events: 1, Attempt: 1,
 		ExternalIDs: []string{ev.ExternalID},
 	}
-	if err := subscriptions.ValidateEndpoint(w.EndpointURL, c.cfg.AllowInsecureEndpoints); err != nil {
-		a.ErrorClass, a.Error = activity.ClassInvalidURL, kinds[kindInvalid].text
-		return a
-	}
-	body := batcher.AppendEnvelope(nil, []batcher.Event{ev}, c.meta(w, started.UTC()))
-	a.Bytes = len(body)
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.DeliveryTimeout)
+	req, body, cancel, err := c.newRequest(ctx, &w, []batcher.Event{ev}, nil, started.UTC())
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.EndpointURL, bytes.NewReader(body))
+	a.Bytes = len(body)
 	if err != nil {
 		a.ErrorClass, a.Error = activity.ClassInvalidURL, kinds[kindInvalid].text
 		return a
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", c.cfg.UserAgent)
-	signer.SetHeadersRotating(req.Header, w.ID, activeSecrets(&w, started.UTC()), body, started.UTC())
 	o := c.do(req)
 	a.ResponseExcerpt = scrub(o.excerpt, secretsOf(&w)...)
 	a.Duration = time.Since(started)

@@ -3,6 +3,7 @@ package activity
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,7 +36,12 @@ type Writer struct {
 	// Stats.Failed counts every one.
 	failLog zerolog.Logger
 	ch      chan queued
-	closed  atomic.Bool
+	// closing guards closed: Record holds it shared from its check of
+	// closed to its send, Run exclusively to set closed, so once Run
+	// drains, no Record can still add to ch (its attempt would be
+	// neither written nor counted).
+	closing sync.RWMutex
+	closed  bool
 	stats   Stats
 }
 
@@ -66,9 +72,12 @@ func (w *Writer) Stats() *Stats { return &w.stats }
 // Buffered is how many attempts wait for the writer now.
 func (w *Writer) Buffered() int { return len(w.ch) }
 
-// Record implements Recorder: it never blocks.
+// Record implements Recorder: it never blocks (beyond Run's moment of
+// setting closed at shutdown).
 func (w *Writer) Record(a Attempt) {
-	if w.closed.Load() {
+	w.closing.RLock()
+	defer w.closing.RUnlock()
+	if w.closed {
 		w.stats.Dropped.Add(1)
 		return
 	}
@@ -99,7 +108,9 @@ func (w *Writer) Run(ctx context.Context) error {
 		case <-tick.C:
 			dropped = w.reportDrops(dropped)
 		case <-ctx.Done():
-			w.closed.Store(true)
+			w.closing.Lock()
+			w.closed = true
+			w.closing.Unlock()
 			for {
 				select {
 				case q := <-w.ch:
