@@ -132,7 +132,8 @@ func (x *index) Len() int {
 	return len(x.data.byID)
 }
 
-// Loaded returns a channel closed once the first full load is applied.
+// Loaded returns a channel closed once the first full load is applied
+// and the index follows the change feed from it.
 func (x *index) Loaded() <-chan struct{} { return x.loaded }
 
 // Ready reports whether the first full load is applied.
@@ -169,6 +170,12 @@ func (x *index) Run(ctx context.Context) error {
 		if cursor != "" {
 			c := cursor // a copy: Run goes on writing cursor
 			x.pos.Store(&c)
+			// Loaded only once the index follows the feed: a partition
+			// started on it syncs at once (a sync before would fail, and
+			// its first batch be handed back).
+			if x.isLoaded && !x.Ready() {
+				close(x.loaded)
+			}
 		}
 		if ctx.Err() != nil {
 			break
@@ -225,8 +232,7 @@ func (x *index) reload(ctx context.Context) (string, error) {
 		debug.FreeOSMemory()
 	}
 	if !x.isLoaded {
-		x.isLoaded = true
-		close(x.loaded)
+		x.isLoaded = true // Run closes loaded once it has the cursor
 	} else if x.onChange != nil {
 		x.reportReload(old, d)
 	}

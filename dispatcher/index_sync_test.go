@@ -139,3 +139,35 @@ func TestCycleHandsBackWhenSyncFails(t *testing.T) {
 		t.Errorf("the receiver got %d requests, want none", n)
 	}
 }
+
+// quickFeed is an empty registry whose change feed answers at once.
+type quickFeed struct{ *stuckFeed }
+
+func (quickFeed) Changes(ctx context.Context, _ string, _ int, wait time.Duration) ([]subscriptions.Change, string, error) {
+	select {
+	case <-time.After(wait):
+	case <-ctx.Done():
+	}
+	return nil, "0-0", nil
+}
+
+// Once Loaded says the index is loaded, it follows the feed: a partition
+// started then syncs without error. Before, Loaded was closed inside the
+// load and the feed position stored after it returned, so a partition
+// woken in between failed its first sync (errIndexNotFollowing) and
+// handed its first batch back for a second.
+func TestLoadedIndexIsFollowing(t *testing.T) {
+	for i := range 200 {
+		x := newIndex(quickFeed{newStuckFeed(t)}, "default", zerolog.Nop())
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = x.Run(ctx) }()
+		<-x.Loaded()
+		err := x.syncAfter(ctx, time.Now())
+		cancel()
+		<-done
+		if err != nil {
+			t.Fatalf("round %d: sync right after Loaded: %v", i, err)
+		}
+	}
+}

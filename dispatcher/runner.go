@@ -264,15 +264,16 @@ func fetch(ctx context.Context, cons jetstream.Consumer, n, maxBytes int, wait t
 	if maxBytes > 0 {
 		opts = append(opts, jetstream.FetchMaxBytes(maxBytes))
 	}
-	// Only the long idle poll is bound to ctx. A short pull must not be:
-	// a context that ends while the server is still sending drops the
-	// messages in flight on the client, and they wait out AckWait
-	// unacknowledged.
+	// No pull is bound to ctx inside nats.go: a pull whose context ends
+	// while the server is sending drops, on the client, the messages in
+	// flight to it, and they wait out AckWait unacknowledged (a partition
+	// given up mid-poll stalled its next owner for AckWait). A short pull
+	// is waited for; the long idle poll is left when ctx ends, and what
+	// it brings afterwards is handed back at once (pollRest).
+	long := wait >= idleWait
 	switch {
-	case wait >= idleWait:
-		fctx, cancel := context.WithTimeout(ctx, wait)
-		defer cancel()
-		opts = append(opts, jetstream.FetchContext(fctx), jetstream.FetchHeartbeat(idleHeartbeat))
+	case long:
+		opts = append(opts, jetstream.FetchMaxWait(wait), jetstream.FetchHeartbeat(idleHeartbeat))
 	default:
 		// FetchNoWait takes no byte cap: a 5 ms wait is as good.
 		opts = append(opts, jetstream.FetchMaxWait(max(wait, 5*time.Millisecond)))
@@ -282,13 +283,35 @@ func fetch(ctx context.Context, cons jetstream.Consumer, n, maxBytes int, wait t
 		return nil, err
 	}
 	msgs := make([]jetstream.Msg, 0, min(n, 64))
-	for m := range batch.Messages() {
-		msgs = append(msgs, m)
+	ch := batch.Messages()
+	var done <-chan struct{}
+	if long {
+		done = ctx.Done()
 	}
-	if err := batch.Error(); err != nil && !benignFetchErr(err) {
-		return msgs, err
+	for {
+		select {
+		case m, ok := <-ch:
+			if !ok {
+				if err := batch.Error(); err != nil && !benignFetchErr(err) {
+					return msgs, err
+				}
+				return msgs, nil
+			}
+			msgs = append(msgs, m)
+		case <-done:
+			go pollRest(msgs, ch)
+			return nil, nil
+		}
 	}
-	return msgs, nil
+}
+
+// pollRest hands back what a long poll left by its caller had and brings
+// until it ends (at the latest when the server expires it).
+func pollRest(had []jetstream.Msg, ch <-chan jetstream.Msg) {
+	nakAll(had, 0)
+	for m := range ch {
+		_ = m.Nak()
+	}
 }
 
 func benignFetchErr(err error) bool {
