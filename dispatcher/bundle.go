@@ -88,6 +88,19 @@ func appendBundled(b []byte, e bundled) []byte {
 	return appendBytes(b, e.data)
 }
 
+// bundledSize is at least the length of e's encoding (appendBundled):
+// every length and number counted at its longest varint.
+func bundledSize(e bundled) int {
+	const num = binary.MaxVarintLen64
+	n := 4*num + len(e.subject) + len(e.data)
+	for k, vs := range e.header {
+		for _, v := range vs {
+			n += 2*num + len(k) + len(v)
+		}
+	}
+	return n
+}
+
 func appendBytes(b, v []byte) []byte {
 	b = binary.AppendUvarint(b, uint64(len(v)))
 	return append(b, v...)
@@ -212,7 +225,10 @@ func bundleMsg(id string, evs []bundled, keys []string) *nats.Msg {
 // shareKey identifies s's event for a bundle's Nats-Msg-Id.
 func shareKey(s *share) string {
 	if md, err := s.Metadata(); err == nil {
-		return md.Stream + ":" + strconv.FormatUint(md.Sequence.Stream, 10)
+		// The store time too: sequences restart when the event stream is
+		// recreated, and a new event at a reused sequence is another event.
+		return md.Stream + ":" + strconv.FormatUint(md.Sequence.Stream, 10) + ":" +
+			strconv.FormatInt(md.Timestamp.UnixNano(), 10)
 	}
 	return s.Subject() + ":" + string(s.Data())
 }

@@ -112,30 +112,27 @@ func (rt *retrier) divertOf(id string, ss []*share) {
 		limit = min(limit, int(nc.MaxPayload()/8*7))
 	}
 	for len(ss) > 0 {
-		n, size := 0, 0
-		for n < len(ss) && n < rt.cfg.BatchMaxEvents {
-			add := len(ss[n].Data()) + len(ss[n].Subject()) + bundleOverhead
-			if n > 0 && size+add > limit {
+		evs := make([]bundled, 0, min(len(ss), rt.cfg.BatchMaxEvents))
+		size := 0
+		for len(evs) < len(ss) && len(evs) < rt.cfg.BatchMaxEvents {
+			e := shareBundled(ss[len(evs)])
+			add := bundledSize(e)
+			if len(evs) > 0 && size+add > limit {
 				break
 			}
 			size += add
-			n++
+			evs = append(evs, e)
 		}
-		rt.publish(id, ss[:n:n])
-		ss = ss[n:]
+		rt.publish(id, ss[:len(evs):len(evs)], evs)
+		ss = ss[len(evs):]
 	}
 }
 
-// bundleOverhead is a generous estimate of an event's framing in a
-// bundle, beyond its data and subject (stored-at, tries, a message id).
-const bundleOverhead = 128
-
-// publish stores ss as one bundle.
-func (rt *retrier) publish(id string, ss []*share) {
-	evs := make([]bundled, len(ss))
+// publish stores ss, whose bundled events are evs, as one bundle.
+func (rt *retrier) publish(id string, ss []*share, evs []bundled) {
 	keys := make([]string, len(ss))
 	for i, s := range ss {
-		evs[i], keys[i] = shareBundled(s), shareKey(s)
+		keys[i] = shareKey(s)
 	}
 	m := bundleMsg(id, evs, keys)
 	rt.window <- struct{}{}

@@ -150,17 +150,9 @@ func (r *runner) cycle(ctx context.Context, cons jetstream.Consumer) (time.Durat
 	// 3. Reserve a batch's bytes, then fill the batch with what arrives
 	// within the linger and fits.
 	held = heldBatch{budget: r.budget, stats: r.stats}
-	if n := r.cfg.BatchMaxEvents - r.plan.eventsIn(msgs[0]); n > 0 {
-		room := r.cfg.BatchMaxBytes - len(msgs[0].Data())
-		if room > 0 && held.reserve(ctx, r.cfg.BatchMaxBytes, msgs) {
-			more, err := fetch(ctx, cons, n, room, r.cfg.BatchLinger-time.Since(first))
-			msgs = append(msgs, more...)
-			if err != nil && ctx.Err() == nil {
-				r.log.Debug().Err(err).Msg("filling batch")
-			}
-			msgs = r.trim(msgs)
-			held.shrink(msgs)
-		}
+	if held.reserve(ctx, r.cfg.BatchMaxBytes, msgs) {
+		msgs = r.fill(ctx, cons, msgs, first)
+		held.shrink(msgs)
 	}
 
 	msgs = r.planned(msgs, since)
@@ -178,10 +170,49 @@ func (r *runner) cycle(ctx context.Context, cons jetstream.Consumer) (time.Durat
 	return 0, nil
 }
 
+// fill adds to msgs, the batch begun at first, what arrives within the
+// linger and fits in a batch. A message may carry several events (a retry
+// bundle), and how many is known only once it is fetched: so fill asks for
+// as many messages as the events still wanted would fill at the most a
+// message has carried so far, and again while it gets them all; a bundle
+// larger than any before may still bring more events than a batch, and
+// trim hands those back. Asking for a message per event still wanted would
+// bring, and hand back at once, dozens of bundles a cycle: a redelivery
+// each, counted as a try in the attempt log.
+func (r *runner) fill(ctx context.Context, cons jetstream.Consumer, msgs []jetstream.Msg, first time.Time) []jetstream.Msg {
+	events, size, most := 0, 0, 1
+	count := func(ms []jetstream.Msg) {
+		for _, m := range ms {
+			n := r.plan.eventsIn(m)
+			events, size, most = events+n, size+len(m.Data()), max(most, n)
+		}
+	}
+	count(msgs)
+	for {
+		k := (r.cfg.BatchMaxEvents - events) / most
+		room := r.cfg.BatchMaxBytes - size
+		if k <= 0 || room <= 0 {
+			break
+		}
+		more, err := fetch(ctx, cons, k, room, r.cfg.BatchLinger-time.Since(first))
+		msgs = append(msgs, more...)
+		count(more)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.log.Debug().Err(err).Msg("filling batch")
+			}
+			break
+		}
+		if len(more) < k || r.plan.events == nil || time.Since(first) >= r.cfg.BatchLinger {
+			break
+		}
+	}
+	return r.trim(msgs)
+}
+
 // trim keeps the first messages of msgs that carry at most a batch of
-// events, and hands the rest back at once (a fill of retry bundles may
-// bring more events than one batch; one delivery is one batch, so the
-// in-flight cap spreads a backlog over parallel requests).
+// events, and hands the rest back at once (one delivery is one batch, so
+// the in-flight cap spreads a backlog over parallel requests).
 func (r *runner) trim(msgs []jetstream.Msg) []jetstream.Msg {
 	if r.plan.events == nil {
 		return msgs
