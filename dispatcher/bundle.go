@@ -42,6 +42,21 @@ const headerBundle = "Webhookd-Bundle"
 
 const bundleFormat = "1"
 
+// headerNotBefore on a split-off bundle is when its events may be sent
+// again (unix ns): the backoff they were handed back with, which a new
+// message cannot carry the way NakWithDelay does for an old one. The
+// retry runner hands a bundle fetched earlier back until then.
+const headerNotBefore = "Webhookd-Not-Before"
+
+// notBefore is when retry message m may be delivered (zero: now).
+func notBefore(m jetstream.Msg) time.Time {
+	ns, err := strconv.ParseInt(m.Headers().Get(headerNotBefore), 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
 // bundleSubject is the retry subject of a bundle of n events for webhook id.
 func bundleSubject(id string, n int) string { return retrySubject(id) + "." + strconv.Itoa(n) }
 
@@ -317,6 +332,9 @@ func (b *bundle) splitOff() {
 	}
 	m := bundleMsg(b.rt.webhook, evs, keys)
 	m.Header.Set(jetstream.MsgIDHeader, m.Header.Get(jetstream.MsgIDHeader)+":"+b.msg.Reply())
+	if b.delay > 0 {
+		m.Header.Set(headerNotBefore, strconv.FormatInt(time.Now().Add(b.delay).UnixNano(), 10))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), divertTimeout)
 	defer cancel()
 	if _, err := b.rt.js.PublishMsg(ctx, m); err != nil {

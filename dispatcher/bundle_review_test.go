@@ -248,3 +248,46 @@ func TestRetryConsumerUpdatedForBundles(t *testing.T) {
 		t.Errorf("delivered %v, want %v", got, want)
 	}
 }
+
+// Events handed back from part of a bundle wait their backoff like the
+// ones of a bundle handed back whole: the split-off bundle carries when
+// it is due, and a retry runner that fetches it earlier hands it back
+// unsent until then. Before, a split-off bundle was sent at once (the
+// flapping-endpoint fault test saw an event retried 83 ms after its
+// failure, with a 200 ms backoff).
+func TestSplitOffWaitsItsBackoff(t *testing.T) {
+	e := newPfixEnv(t, Config{})
+	rt := newRetrierT(t, e.cfg, e.js, &flagRecorder{})
+	divertBatch(t, e, rt, 10)
+	_, parts := retryBundle(t, e)
+	const backoff = 2 * time.Second
+	handedBack := time.Now()
+	for i, p := range parts {
+		if i < 4 {
+			_ = p.NakWithDelay(backoff)
+		} else {
+			_ = p.Ack()
+		}
+	}
+	r, c := retryRunner(t, e)
+	waitFor(t, "the split-off bundle stored", func() bool { return len(e.retryEvents()) == 4 })
+	for time.Since(handedBack) < backoff-200*time.Millisecond {
+		if _, err := r.cycle(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+		if _, got := e.rc.snapshot(); len(got) > 0 {
+			t.Fatalf("split-off events delivered %v after being handed back with a %v backoff", time.Since(handedBack), backoff)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := r.cycle(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+		if _, got := e.rc.snapshot(); len(got) == 4 {
+			return
+		}
+	}
+	_, got := e.rc.snapshot()
+	t.Fatalf("%d of the 4 split-off events delivered after their backoff, want 4", len(got))
+}

@@ -109,6 +109,9 @@ type runPlan struct {
 	// events, when set, is how many events a fetched message carries
 	// (else one).
 	events func(m jetstream.Msg) int
+	// notBefore, when set, is when a fetched message may be delivered;
+	// one fetched earlier is handed back until then.
+	notBefore func(m jetstream.Msg) time.Time
 	// idleWait is how long one pull waits for a first event.
 	idleWait time.Duration
 	// onIdle, when set, is called after a pull that found nothing.

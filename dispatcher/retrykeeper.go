@@ -51,9 +51,10 @@ func (k *retryKeeper) retryPlan() runPlan {
 		expand: func(id string, m jetstream.Msg, out []jetstream.Msg) []jetstream.Msg {
 			return expandBundle(k.js, id, m, out)
 		},
-		events:   func(m jetstream.Msg) int { return int(bundleEvents(m.Subject())) },
-		idleWait: 2 * time.Second,
-		onIdle:   k.drained,
+		events:    func(m jetstream.Msg) int { return int(bundleEvents(m.Subject())) },
+		notBefore: notBefore,
+		idleWait:  2 * time.Second,
+		onIdle:    k.drained,
 		stale: func(w subscriptions.Webhook, m jetstream.Msg) bool {
 			if cur, ok := k.idx.Get(w.ID); ok && cur.ActiveSince.After(w.ActiveSince) {
 				w.ActiveSince = cur.ActiveSince // a re-enable moves ActiveSince

@@ -138,6 +138,9 @@ func (r *runner) cycle(ctx context.Context, cons jetstream.Consumer) (time.Durat
 	if err != nil || len(msgs) == 0 {
 		return 0, err
 	}
+	if msgs = r.due(msgs); len(msgs) == 0 {
+		return 0, nil
+	}
 	first := time.Now()
 
 	// 2. Take a request slot (the Redis lease).
@@ -207,7 +210,26 @@ func (r *runner) fill(ctx context.Context, cons jetstream.Consumer, msgs []jetst
 			break
 		}
 	}
-	return r.trim(msgs)
+	return r.trim(r.due(msgs))
+}
+
+// due hands back, until they are due, the messages of msgs the plan says
+// may not be sent yet (a split-off retry bundle's backoff), and returns
+// the others.
+func (r *runner) due(msgs []jetstream.Msg) []jetstream.Msg {
+	if r.plan.notBefore == nil {
+		return msgs
+	}
+	now := time.Now()
+	keep := msgs[:0]
+	for _, m := range msgs {
+		if t := r.plan.notBefore(m); t.After(now) {
+			_ = m.NakWithDelay(t.Sub(now))
+			continue
+		}
+		keep = append(keep, m)
+	}
+	return keep
 }
 
 // trim keeps the first messages of msgs that carry at most a batch of
