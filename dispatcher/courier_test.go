@@ -117,6 +117,27 @@ func (f *deliveryFixture) round(n int) []jetstream.Msg {
 	return msgs
 }
 
+// A webhook disabled after its batch took a slot gets no request from
+// that batch: nothing reaches the receiver, no failure or lost lease is
+// counted, and the events go back to the stream (where the next slot
+// request, Gone, drops them).
+func TestDeliverToWebhookDisabledMeanwhileSendsNothing(t *testing.T) {
+	f := newDeliveryFixture(t, func([]byte) int { return 0 })
+	f.store.gone = true
+	f.publish(ids(3)...)
+	f.round(3)
+	if n, _ := f.rc.snapshot(); n != 0 {
+		t.Errorf("receiver got %d requests for a disabled webhook, want 0", n)
+	}
+	if f.store.failures != 0 || f.c.stats.LostLeases.Load() != 0 {
+		t.Errorf("failures %d, lost leases %d; want 0 and 0", f.store.failures, f.c.stats.LostLeases.Load())
+	}
+	f.store.gone = false
+	if msgs := f.round(3); len(msgs) != 3 { // handed back, not acknowledged
+		t.Errorf("%d events came back, want 3", len(msgs))
+	}
+}
+
 func ids(n int) []string {
 	out := make([]string, n)
 	for i := range out {

@@ -21,6 +21,7 @@ type fakeStore struct {
 	rev           int64
 	epoch         string
 	lost          bool              // ExtendSlot reports the lease expired
+	gone          bool              // ExtendSlot reports the webhook disabled or deleted
 	undeliverable map[string]string // id -> reason, as set
 	activeSince   time.Time         // what AcquireSlot reports (the webhook's, in Redis)
 	setCalls      int
@@ -73,6 +74,9 @@ func (f *fakeStore) AcquireSlot(context.Context, string, string, int, time.Durat
 func (f *fakeStore) ExtendSlot(context.Context, string, string, time.Duration) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.gone {
+		return false, subscriptions.ErrWebhookGone
+	}
 	return !f.lost, nil
 }
 

@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"sync"
@@ -30,6 +31,13 @@ const pauseSlack = time.Second
 func (d *delivery) send(ctx context.Context, s span) (o outcome, sent bool) {
 	c := d.c
 	ok, err := c.slots.ExtendSlot(ctx, d.w.ID, d.holder, c.cfg.Lease)
+	if errors.Is(err, subscriptions.ErrWebhookGone) {
+		// Disabled or deleted since the batch took its slot: nothing more
+		// is sent. The events go back, and the next slot request (Gone)
+		// drops them, as it does for a batch that finds the webhook gone.
+		c.log.Debug().Str("webhook_id", d.w.ID).Int("events", s.len()).Msg("request not sent: webhook disabled or deleted meanwhile")
+		return outcome{}, false
+	}
 	if err != nil || !ok {
 		c.stats.LostLeases.Add(1)
 		c.lostLog().Warn().Str("webhook_id", d.w.ID).Int("events", s.len()).

@@ -2,6 +2,7 @@ package subscriptions
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -71,11 +72,15 @@ end
 return {0, tonumber(ARGV[4])}
 `)
 
-// extendScript renews a lease that has not expired yet.
+// extendScript renews a lease that has not expired yet, for a webhook
+// that is still enabled.
 //
-// KEYS: wh:{id}:slots
+// KEYS: wh:{id}:slots, wh:{id}
 // ARGV: holder, lease ms
+// Reply: 1 renewed, 0 expired or released, 2 the webhook is disabled or
+// deleted.
 var extendScript = redis.NewScript(luaPrelude + luaSlotTTL + `
+if redis.call('HGET', KEYS[2], 'enabled') ~= '1' then return 2 end
 local now = now_ms()
 local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if s and tonumber(s) > now then
@@ -132,16 +137,25 @@ func (s *Store) AcquireSlot(ctx context.Context, id, holder string, max int, lea
 	return Slot{RetryAfter: time.Duration(res[1]) * time.Millisecond}, nil
 }
 
+// ErrWebhookGone: the webhook was disabled or deleted since its slot was
+// taken (ExtendSlot).
+var ErrWebhookGone = errors.New("subscriptions: webhook disabled or deleted")
+
 // ExtendSlot renews holder's lease for another lease from now; false means
 // it had already expired (or was released), and the caller no longer
-// counts toward the limit.
+// counts toward the limit. A webhook disabled or deleted since the slot
+// was taken gets ErrWebhookGone, so that a request not yet sent is not
+// sent after the disable.
 func (s *Store) ExtendSlot(ctx context.Context, id, holder string, lease time.Duration) (bool, error) {
 	if lease < time.Millisecond {
 		return false, fmt.Errorf("subscriptions: extend slot: lease %v: %w", lease, ErrInvalid)
 	}
-	n, err := extendScript.Run(ctx, s.rdb, []string{keySlots(id)}, holder, lease.Milliseconds()).Int()
+	n, err := extendScript.Run(ctx, s.rdb, []string{keySlots(id), keyWebhook(id)}, holder, lease.Milliseconds()).Int()
 	if err != nil {
 		return false, fmt.Errorf("subscriptions: extend slot %s: %w", id, err)
+	}
+	if n == 2 {
+		return false, ErrWebhookGone
 	}
 	return n == 1, nil
 }

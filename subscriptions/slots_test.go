@@ -208,3 +208,36 @@ func TestSlotsRedisDown(t *testing.T) {
 		t.Errorf("AcquireSlot(redis down) = %v, want a connection error", err)
 	}
 }
+
+// A slot taken before a disable (or delete) cannot be extended after it,
+// so a request not yet sent is not sent: the disable holds at once for
+// every request still to go, not only for the next batch. Before, the
+// extension renewed the lease whatever the webhook's state.
+func TestExtendSlotRefusesDisabledWebhook(t *testing.T) {
+	s, _ := newStore(t, Config{})
+	ctx := context.Background()
+	for _, gone := range []string{"disabled", "deleted"} {
+		t.Run(gone, func(t *testing.T) {
+			w := mustCreate(t, s, newHook("acct-"+gone, "n", sentSMS))
+			if slot, err := s.AcquireSlot(ctx, w.ID, "h", 1, time.Minute); err != nil || !slot.Acquired {
+				t.Fatalf("AcquireSlot = %+v, %v", slot, err)
+			}
+			if ok, err := s.ExtendSlot(ctx, w.ID, "h", time.Minute); err != nil || !ok {
+				t.Fatalf("ExtendSlot while enabled = %v, %v, want true", ok, err)
+			}
+			var err error
+			if gone == "disabled" {
+				off := false
+				_, err = s.Update(ctx, w.AccountID, w.ID, Patch{Enabled: &off})
+			} else {
+				err = s.Delete(ctx, w.AccountID, w.ID)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := s.ExtendSlot(ctx, w.ID, "h", time.Minute); ok || !errors.Is(err, ErrWebhookGone) {
+				t.Errorf("ExtendSlot after the webhook was %s = %v, %v, want false, ErrWebhookGone", gone, ok, err)
+			}
+		})
+	}
+}
