@@ -41,7 +41,7 @@ PARTITION_TESTS := ^(TestRegistryChangesWhileEventsFlow|TestDeadNeighbourDoesNot
 # FUZZ lists package:target pairs; each gets a short fuzz run after the
 # tests (their seed corpora also run as plain tests above).
 FUZZ      := signer:FuzzVerify api:FuzzDecodeWebhook batcher:FuzzAppendEnvelope batcher:FuzzPack batcher/jsonscan:FuzzSkip \
-             batcher:FuzzParse dispatcher:FuzzParseSubject subscriptions:FuzzValidateEndpoint \
+             batcher:FuzzParse dispatcher:FuzzParseSubject dispatcher:FuzzDecodeBundle subscriptions:FuzzValidateEndpoint \
              api:FuzzDecodeFlow batcher/flowtmpl:FuzzTemplate
 # A count, not a duration: Go 1.26's fuzz coordinator can report a
 # spurious "context deadline exceeded" when a -fuzztime duration expires

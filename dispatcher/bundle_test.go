@@ -216,3 +216,33 @@ func TestBundleEvents(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeBundle: whatever bytes a retry message holds, decoding
+// neither panics nor reads past them, and what decodes encodes back to
+// bytes that decode the same.
+func FuzzDecodeBundle(f *testing.F) {
+	f.Add(appendBundled(nil, bundled{subject: "event:klaviyo.sent_sms.a", storedAt: 1, tries: 1,
+		header: nats.Header{"Nats-Msg-Id": []string{"x"}}, data: []byte(`{"data":{}}`)}))
+	f.Add([]byte{})
+	f.Add([]byte{0x80})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		evs, err := decodeBundle(data)
+		if err != nil {
+			return
+		}
+		var again []byte
+		for _, e := range evs {
+			again = appendBundled(again, e)
+		}
+		evs2, err := decodeBundle(again)
+		if err != nil || len(evs2) != len(evs) {
+			t.Fatalf("re-encoded bundle: %d events, %v; want %d", len(evs2), err, len(evs))
+		}
+		for i := range evs {
+			if evs[i].subject != evs2[i].subject || !bytes.Equal(evs[i].data, evs2[i].data) ||
+				evs[i].storedAt != evs2[i].storedAt || evs[i].tries != evs2[i].tries {
+				t.Fatalf("event %d changed in a round trip", i)
+			}
+		}
+	})
+}
