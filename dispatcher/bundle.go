@@ -171,14 +171,14 @@ func (r *bundleReader) uvarint() uint64 {
 	return v
 }
 
+// varint reads binary.AppendVarint's zig-zag encoding.
 func (r *bundleReader) varint() int64 {
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.err, r.b = errBadBundle, nil
-		return 0
+	u := r.uvarint()
+	x := int64(u >> 1)
+	if u&1 != 0 {
+		x = ^x
 	}
-	r.b = r.b[n:]
-	return v
+	return x
 }
 
 func (r *bundleReader) bytes() []byte {

@@ -71,20 +71,7 @@ func TestDivertBundleCountsHeaders(t *testing.T) {
 	for i := range n {
 		e.publish("ev"+strconv.Itoa(i), nats.Header{"X-Big": []string{big}})
 	}
-	var fans []*testFan
-	var msgs []jetstream.Msg
-	for _, m := range e.take(n) {
-		tf := newTestFan(newSpy(m), 1)
-		fans = append(fans, tf)
-		msgs = append(msgs, tf.share(e.w.ID, rt))
-	}
-	nakAll(msgs, 0)
-	for i, tf := range fans {
-		tf.waitReleased(t)
-		if acks, naks := tf.spy.counts(); acks != 1 || len(naks) != 0 {
-			t.Fatalf("partition event %d: acks %d, naks %v; want acknowledged once its bundle is stored", i, acks, naks)
-		}
-	}
+	divertTaken(t, e, rt, n)
 	limit := int(e.js.Conn().MaxPayload())
 	for _, c := range e.retryCopies() {
 		size := len(c.Data)

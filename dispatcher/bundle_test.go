@@ -19,6 +19,14 @@ func divertBatch(t *testing.T, e *pfixEnv, rt *retrier, n int) {
 	for i := range n {
 		e.publish("ev"+strconv.Itoa(i), nats.Header{"X-Trace": []string{"t" + strconv.Itoa(i)}})
 	}
+	divertTaken(t, e, rt, n)
+}
+
+// divertTaken takes n partition events and moves them, as one failed
+// batch would, to wh1's retry subject; it returns once every partition
+// event is acknowledged.
+func divertTaken(t *testing.T, e *pfixEnv, rt *retrier, n int) {
+	t.Helper()
 	var fans []*testFan
 	var msgs []jetstream.Msg
 	for _, m := range e.take(n) {
@@ -69,8 +77,6 @@ func TestDivertSplitsAtMaxPayload(t *testing.T) {
 	e := newPfixEnv(t, Config{})
 	rt := newRetrierT(t, e.cfg, e.js, &flagRecorder{})
 	big := bytes.Repeat([]byte("x"), 200_000) // max_payload is 1 MiB
-	var msgs []jetstream.Msg
-	var fans []*testFan
 	for i := range 12 {
 		m := nats.NewMsg(pfixSubject)
 		m.Data = append(append([]byte(`{"data":{"id":"big`+strconv.Itoa(i)+`","pad":"`), big...), `"}}`...)
@@ -78,15 +84,7 @@ func TestDivertSplitsAtMaxPayload(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, m := range e.take(12) {
-		tf := newTestFan(newSpy(m), 1)
-		fans = append(fans, tf)
-		msgs = append(msgs, tf.share(e.w.ID, rt))
-	}
-	nakAll(msgs, 0)
-	for _, tf := range fans {
-		tf.waitReleased(t)
-	}
+	divertTaken(t, e, rt, 12)
 	copies := e.retryCopies()
 	limit := int(e.js.Conn().MaxPayload())
 	for _, c := range copies {
