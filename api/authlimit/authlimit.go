@@ -5,9 +5,11 @@
 // guesses cannot learn whether a later guess was right. Successful
 // authentication spends nothing and waits for nothing.
 //
-// The address is the TCP peer (http.Request.RemoteAddr): webhookd has no
-// trusted-proxy setting, so X-Forwarded-For is never believed. An IPv6
-// peer counts by its /64, the block one host usually holds.
+// The address is the TCP peer (http.Request.RemoteAddr), or, when the peer
+// is one of Config.Proxies, the client its X-Forwarded-For names
+// (api/clientaddr); with no proxies configured X-Forwarded-For is never
+// believed. An IPv6 address counts by its /64, the block one host
+// usually holds.
 //
 // The limit is per replica (an in-memory table, not Redis): behind a load
 // balancer spreading N replicas an address gets about N times the burst.
@@ -19,7 +21,7 @@ package authlimit
 
 import (
 	"container/list"
-	"net"
+	"errors"
 	"net/http"
 	"net/netip"
 	"sync"
@@ -27,6 +29,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/webhookd/webhookd/api/clientaddr"
 )
 
 // Config configures a Limiter. Zero fields take the defaults shown.
@@ -38,6 +42,9 @@ type Config struct {
 	Refill time.Duration
 	// MaxAddresses bounds the table (10,000 addresses, about 2 MB).
 	MaxAddresses int
+	// Proxies are the trusted reverse proxies whose X-Forwarded-For
+	// names the client (none: the TCP peer is the client).
+	Proxies clientaddr.Proxies
 	// Log gets one line per address per minute while it is throttled.
 	Log zerolog.Logger
 }
@@ -50,6 +57,9 @@ type Stats struct {
 	Failures  atomic.Int64 // bad keys presented (and refused with 401)
 	Throttled atomic.Int64 // requests refused with 429
 	Evicted   atomic.Int64 // addresses forgotten because the table was full
+	// BadForwarded counts keys presented through a trusted proxy whose
+	// X-Forwarded-For was unusable, so the proxy's address was counted.
+	BadForwarded atomic.Int64
 }
 
 // Limiter is the failed-authentication limit; a nil *Limiter is no limit.
@@ -61,6 +71,8 @@ type Limiter struct {
 	mu    sync.Mutex
 	m     map[netip.Prefix]*list.Element // of *entry
 	order list.List                      // most recently failed first
+	// badLoggedAt is when an unusable X-Forwarded-For was last logged.
+	badLoggedAt time.Time
 }
 
 // entry is one address's bucket.
@@ -106,12 +118,15 @@ func (l *Limiter) Wait(r *http.Request, now time.Time) time.Duration {
 	if l == nil {
 		return 0
 	}
-	addr, ok := clientAddr(r)
+	addr, bad, ok := l.clientAddr(r)
 	if !ok {
 		return 0
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if bad {
+		l.badForwarded(r, now)
+	}
 	el, ok := l.m[addr]
 	if !ok {
 		return 0
@@ -141,7 +156,7 @@ func (l *Limiter) Failed(r *http.Request, now time.Time) {
 		return
 	}
 	l.stats.Failures.Add(1)
-	addr, ok := clientAddr(r)
+	addr, _, ok := l.clientAddr(r)
 	if !ok {
 		return
 	}
@@ -174,22 +189,32 @@ func (l *Limiter) remove(el *list.Element) {
 	l.order.Remove(el)
 }
 
-// clientAddr is r's TCP peer as the bucket's key: the address itself for
-// IPv4, its /64 for IPv6.
-func clientAddr(r *http.Request) (netip.Prefix, bool) {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
+// badForwarded counts a key presented through a trusted proxy whose
+// X-Forwarded-For could not be used, logging it at most once a minute
+// (a misconfigured proxy sends it on every request). l.mu is held.
+func (l *Limiter) badForwarded(r *http.Request, now time.Time) {
+	l.stats.BadForwarded.Add(1)
+	if now.Sub(l.badLoggedAt) < logEvery {
+		return
 	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.Prefix{}, false
+	l.badLoggedAt = now
+	l.cfg.Log.Warn().Str("proxy", r.RemoteAddr).
+		Msg("X-Forwarded-For from a trusted proxy is not a list of IP addresses; counting bad keys by the proxy's address")
+}
+
+// clientAddr is r's client address as the bucket's key: the address
+// itself for IPv4, its /64 for IPv6. bad reports that it is a trusted
+// proxy's because X-Forwarded-For was unusable; !ok that there is none.
+func (l *Limiter) clientAddr(r *http.Request) (key netip.Prefix, bad, ok bool) {
+	ip, err := l.cfg.Proxies.Client(r)
+	bad = errors.Is(err, clientaddr.ErrBadForwarded)
+	if err != nil && !bad {
+		return netip.Prefix{}, false, false
 	}
-	ip = ip.Unmap().WithZone("")
 	bits := 32
 	if ip.Is6() {
 		bits = 64
 	}
-	p, err := ip.Prefix(bits)
-	return p, err == nil
+	key, err = ip.Prefix(bits)
+	return key, bad, err == nil
 }

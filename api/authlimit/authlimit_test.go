@@ -4,10 +4,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/webhookd/webhookd/api/clientaddr"
 )
 
 // The bucket refills one bad key per Refill, up to Burst; an IPv6 /64
@@ -41,5 +44,46 @@ func TestRefillAndIPv6Prefix(t *testing.T) {
 	}
 	if got := l.Wait(req("not-an-address"), t0); got != 0 {
 		t.Errorf("Wait of an unparsable peer = %v, want 0", got)
+	}
+}
+
+// Through a trusted proxy the bucket is the forwarded client's; an
+// unusable X-Forwarded-For counts by the proxy's address, is counted,
+// and is logged once a minute, not per request.
+func TestProxiesAndBadForwarded(t *testing.T) {
+	logs := &strings.Builder{}
+	proxies, err := clientaddr.Parse([]string{"10.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := New(Config{Burst: 1, Refill: time.Hour, Proxies: proxies, Log: zerolog.New(logs)})
+	t0 := time.Unix(1_700_000_000, 0)
+	req := func(xff string) *http.Request {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = "10.0.0.5:4000"
+		r.Header.Set("X-Forwarded-For", xff)
+		return r
+	}
+	l.Failed(req("203.0.113.9"), t0)
+	if got := l.Wait(req("203.0.113.9"), t0); got != time.Hour {
+		t.Errorf("Wait of the forwarded client after its burst = %v, want 1h", got)
+	}
+	if got := l.Wait(req("203.0.113.10"), t0); got != 0 {
+		t.Errorf("Wait of another client of the same proxy = %v, want 0", got)
+	}
+	for range 3 {
+		l.Failed(req("garbage"), t0)
+		if got := l.Wait(req("garbage"), t0); got != time.Hour {
+			t.Errorf("Wait of an unusable X-Forwarded-For after the proxy's burst = %v, want 1h", got)
+		}
+	}
+	if got := l.Stats().BadForwarded.Load(); got != 3 {
+		t.Errorf("BadForwarded = %d, want 3 (one per Wait)", got)
+	}
+	if n := strings.Count(logs.String(), "X-Forwarded-For from a trusted proxy"); n != 1 {
+		t.Errorf("%d lines about the unusable X-Forwarded-For within a minute, want 1:\n%s", n, logs)
+	}
+	if strings.Contains(logs.String(), "garbage") {
+		t.Errorf("the header's text reached the log: %s", logs)
 	}
 }

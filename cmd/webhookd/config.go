@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/webhookd/webhookd/api/clientaddr"
 	"github.com/webhookd/webhookd/batcher"
 	"github.com/webhookd/webhookd/dispatcher"
 	"github.com/webhookd/webhookd/dispatcher/activity"
@@ -48,6 +49,9 @@ type serveConfig struct {
 	APIRateBurst           int
 	AuthFailBurst          int           // bad keys per client address at once; 0: no limit
 	AuthFailRefill         time.Duration // one more bad key per address after this
+	// TrustedProxies are the proxies whose X-Forwarded-For names the
+	// client; none: the TCP peer is the client.
+	TrustedProxies clientaddr.Proxies
 
 	DeliveryTimeout time.Duration
 	MaxInFlight     int
@@ -132,6 +136,7 @@ func newServeFlags(cfg *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.APIRateBurst, "api-rate-burst", 20, "API requests per account allowed at once above --api-rate-limit")
 	fs.IntVar(&cfg.AuthFailBurst, "auth-fail-burst", 10, "bad API keys (API and console sign-in) one client address may present at once; past it and --auth-fail-refill: 429, even for a good key; 0: no limit")
 	fs.DurationVar(&cfg.AuthFailRefill, "auth-fail-refill", 6*time.Second, "an address past --auth-fail-burst may present one more key after this `duration`")
+	fs.Var((*proxiesFlag)(&cfg.TrustedProxies), "trusted-proxies", "reverse proxies (comma list of `CIDRs` and IP addresses) whose X-Forwarded-For names the client for --auth-fail-burst: the right-most address not itself trusted; empty: none, every client is its TCP peer")
 	fs.IntVar(&cfg.MaxWebhooksPerAccount, "max-webhooks-per-account", 10, "webhooks per account (Klaviyo's limit)")
 
 	fs.DurationVar(&cfg.DeliveryTimeout, "delivery-timeout", 5*time.Second, "whole-request `deadline` of a delivery (Klaviyo: 5s)")

@@ -22,7 +22,7 @@ func newAuthLimit(cfg serveConfig, log zerolog.Logger) *authlimit.Limiter {
 		return nil
 	}
 	return authlimit.New(authlimit.Config{Burst: cfg.AuthFailBurst, Refill: cfg.AuthFailRefill,
-		Log: log.With().Str("component", "auth").Logger()})
+		Proxies: cfg.TrustedProxies, Log: log.With().Str("component", "auth").Logger()})
 }
 
 // newConsole wires the web console: the API's keyring, rate limit and

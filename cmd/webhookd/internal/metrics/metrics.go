@@ -165,6 +165,7 @@ func (m *Metrics) RegisterAuthLimit(l *authlimit.Limiter) {
 		counter("webhookd_auth_failures_total", "Bad API keys presented to the API or the console's sign-in (answered 401).", st.Failures.Load),
 		counter("webhookd_auth_throttled_total", "Requests refused with 429 because their client address presented too many bad keys (--auth-fail-burst).", st.Throttled.Load),
 		counter("webhookd_auth_addresses_evicted_total", "Client addresses the failed-authentication limit forgot because its table was full.", st.Evicted.Load),
+		counter("webhookd_auth_bad_forwarded_total", "Keys presented through a --trusted-proxies proxy whose X-Forwarded-For was unusable, so the proxy's own address was counted.", st.BadForwarded.Load),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "webhookd_auth_addresses",
 			Help: "Client addresses the failed-authentication limit tracks on this replica.",
