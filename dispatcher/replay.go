@@ -69,6 +69,7 @@ type extraStore interface {
 	FinishReplay(ctx context.Context, id, rid, holder string, state subscriptions.ReplayState, reason string) (bool, error)
 	RunningReplays(ctx context.Context) ([]subscriptions.RunningReplay, error)
 	ClaimReplay(ctx context.Context, id, rid, holder string, lease time.Duration) (held, running bool, err error)
+	ReleaseReplay(ctx context.Context, id, rid, holder string) error
 	ReplayProgress(ctx context.Context, r subscriptions.Replay, holder string) (bool, error)
 	AcquireFreeSlot(ctx context.Context, id, holder string, max int, lease time.Duration) (bool, error)
 	SlotsInUse(ctx context.Context, id string) (int, error)
@@ -92,8 +93,8 @@ type replayer struct {
 }
 
 // Run claims and runs replays until ctx is done, then waits for the
-// ones it runs to stop (each stops at its next batch; the lease then
-// expires and another replica resumes it from its checkpoint).
+// ones it runs to stop (each stops at its next batch and gives its lease
+// up; another replica resumes it from its checkpoint).
 func (r *replayer) Run(ctx context.Context) error {
 	t := time.NewTicker(replayPoll)
 	defer t.Stop()
@@ -160,9 +161,18 @@ func (r *replayer) run(ctx context.Context, rr subscriptions.RunningReplay) {
 	switch {
 	case errors.As(err, &ended):
 		state, reason = subscriptions.ReplayFailed, ended.reason
+	case ctx.Err() != nil:
+		// Shutting down: give the lease up, so another replica resumes
+		// the replay from its checkpoint now, not once the lease expires.
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer rcancel()
+		if err := r.store.ReleaseReplay(rctx, rr.WebhookID, rr.ReplayID, r.holder); err != nil {
+			log.Debug().Err(err).Msg("releasing the replay's lease; another replica claims it once it expires")
+		}
+		return
 	case jctx.Err() != nil, errors.Is(err, errStopped):
-		// Cancelled, lease lost or shutting down: whoever holds it next
-		// resumes it from its checkpoint, or it has ended already.
+		// Cancelled or lease lost: whoever holds it next resumes it from
+		// its checkpoint, or it has ended already.
 		return
 	case err != nil:
 		log.Warn().Err(err).Msg("replay interrupted; retrying from its checkpoint")

@@ -238,6 +238,25 @@ func (s *Store) ClaimReplay(ctx context.Context, id, rid, holder string, lease t
 	return n == 1, n >= 0, nil
 }
 
+// releaseReplayScript gives a replay's lease up if holder holds it.
+//
+// KEYS: lease
+// ARGV: holder
+var releaseReplayScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+// ReleaseReplay gives up holder's lease on replay rid (a replica shutting
+// down), so another replica resumes it from its checkpoint at once
+// rather than after the lease. A lease held by another is left alone.
+func (s *Store) ReleaseReplay(ctx context.Context, id, rid, holder string) error {
+	if err := releaseReplayScript.Run(ctx, s.rdb, []string{keyReplayLease(id, rid)}, holder).Err(); err != nil {
+		return fmt.Errorf("subscriptions: release replay %s: %w", rid, err)
+	}
+	return nil
+}
+
 // progressScript records a running replay's counters and checkpoint if
 // holder holds it.
 //

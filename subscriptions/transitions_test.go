@@ -201,3 +201,31 @@ func TestReplayLifecycle(t *testing.T) {
 		t.Errorf("GetReplay(other webhook) = %v, want ErrReplayNotFound", err)
 	}
 }
+
+// A replica that stops gives its replay lease up, and only its own:
+// another replica can claim the replay at once, not after the lease.
+func TestReleaseReplay(t *testing.T) {
+	s, _ := newStore(t, Config{})
+	ctx := context.Background()
+	w := mustCreate(t, s, newHook("acme", "n", sentSMS))
+	since := time.Now().Add(-time.Hour)
+	r, err := s.CreateReplay(ctx, Replay{WebhookID: w.ID, AccountID: "acme", Since: since, Until: since.Add(time.Minute), Topics: []string{sentSMS}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held, _, err := s.ClaimReplay(ctx, w.ID, r.ID, "A", time.Minute); err != nil || !held {
+		t.Fatalf("ClaimReplay(A) = %v, %v", held, err)
+	}
+	if err := s.ReleaseReplay(ctx, w.ID, r.ID, "B"); err != nil {
+		t.Fatal(err)
+	}
+	if held, _, _ := s.ClaimReplay(ctx, w.ID, r.ID, "B", time.Minute); held {
+		t.Fatal("B claimed the replay after releasing a lease it did not hold")
+	}
+	if err := s.ReleaseReplay(ctx, w.ID, r.ID, "A"); err != nil {
+		t.Fatal(err)
+	}
+	if held, running, _ := s.ClaimReplay(ctx, w.ID, r.ID, "B", time.Minute); !held || !running {
+		t.Errorf("ClaimReplay(B) after A released = %v, %v; want held, running", held, running)
+	}
+}

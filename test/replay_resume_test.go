@@ -108,3 +108,41 @@ func (e *env) replay(id, rid string) subscriptions.Replay {
 	}
 	return r
 }
+
+// A replay's replica stopped gracefully (SIGTERM) mid-window gives its
+// lease up on the way out: the replay, still running with its
+// checkpoint, can be claimed at once by another replica, which resumes
+// it. Before, the lease was left to expire (15 s) first.
+func TestReplayReleasedOnGracefulStop(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	flags := []string{"--api-key", testKey + "=default", "--batch-max-events", "20", "--max-in-flight", "2"}
+	p1 := e.startWebhookd(flags...)
+	sink := NewSink(t, testSecret)
+	sink.Respond = func(int64, *Request) int {
+		time.Sleep(50 * time.Millisecond)
+		return http.StatusOK
+	}
+	w := e.create("default", sink.URL, topicSMS)
+	since := time.Now()
+	ids := e.publish(topicSMS, "ev", 2000)
+	waitDelivered(t, sink, ids, 60*time.Second)
+	e.waitIdle(w.ID)
+
+	rid := startReplay(t, p1.apiURL(t), w.ID, since)
+	waitFor(t, 60*time.Second, "200 events replayed", func() bool { return e.replay(w.ID, rid).EventsSent >= 200 })
+	p1.signal(syscall.SIGTERM)
+	<-p1.done
+	if st := e.replay(w.ID, rid); st.State != subscriptions.ReplayRunning || st.EventsSent >= 2000 {
+		t.Fatalf("replay when its replica stopped: %+v; want running, mid-window", st)
+	}
+	held, running, err := e.store.ClaimReplay(context.Background(), w.ID, rid, "probe", time.Millisecond)
+	if err != nil || !held || !running {
+		t.Fatalf("ClaimReplay right after the replica stopped = %v, %v, %v; want the lease free (released on the way out)", held, running, err)
+	}
+	p2 := e.startWebhookd(flags...)
+	waitFor(t, 60*time.Second, "the replay resumed and done", func() bool { return e.replay(w.ID, rid).State == subscriptions.ReplayDone })
+	if st := replayState(t, p2.apiURL(t), w.ID, rid); st["events_sent"].(float64) != 2000 {
+		t.Errorf("events_sent %v, want 2000", st["events_sent"])
+	}
+}
