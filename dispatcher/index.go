@@ -84,8 +84,8 @@ type index struct {
 	// indexRetryMax; tests shrink them.
 	block, retryMin, retryMax time.Duration
 
-	loaded   chan struct{} // closed after the first full load
-	isLoaded bool          // Run's copy: loaded is closed
+	loaded   chan struct{} // closed once the first full load is applied and followed
+	isLoaded bool          // Run's: the first full load is applied (loaded is closed after it stores the cursor)
 
 	mu   sync.RWMutex
 	data *indexData
