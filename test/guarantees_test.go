@@ -39,10 +39,21 @@ func TestPausedReplicaKeepsTheCap(t *testing.T) {
 		})
 		lone := fmt.Sprintf("lone-%d", round)
 		e.publish(topicSMS, lone, 1)
-		waitFor(t, 10*time.Second, "replica A lingering with a slot", func() bool {
-			n, err := e.store.SlotsInUse(ctx, w.ID)
-			return err == nil && n == 1
-		})
+		if testPartitions() == 0 {
+			// A webhook's runner takes its slot, then lingers.
+			waitFor(t, 10*time.Second, "replica A lingering with a slot", func() bool {
+				n, err := e.store.SlotsInUse(ctx, w.ID)
+				return err == nil && n == 1
+			})
+		} else {
+			// A partition's batch lingers in its webhook's queue and takes
+			// its slot after the linger, right before its request: stop A
+			// in the linger. (Stopping it as soon as its slot shows would
+			// aim at the moment between the request's lease check and its
+			// write, which no check by the sender can cover: README,
+			// "Delivery under stress".)
+			time.Sleep(500 * time.Millisecond)
+		}
 		a.signal(syscall.SIGSTOP)
 		if sink.Delivered()[lone+"-0"] > 0 {
 			a.signal(syscall.SIGCONT)
