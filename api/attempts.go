@@ -99,17 +99,24 @@ func attemptResource(base string, a activity.Attempt) resource {
 	return resource{Type: "webhook-attempt", ID: a.ID, Attributes: attrs, Links: selfLink{Self: attemptSelf(base, a)}}
 }
 
-// listAttempts serves GET /webhookd/webhooks/{id}/attempts: the
-// webhook's attempts, newest first, a page at a time.
-func (s *server) listAttempts(w http.ResponseWriter, r *http.Request, account string) error {
-	if s.cfg.Attempts == nil {
-		return errNotFound
+// webhookAttempts serves GET /webhookd/webhooks/{id}/attempts (one
+// false: the webhook's attempts, newest first, a page at a time) and
+// .../attempts/{attempt_id} (one true), as flowActionAttempts does for a
+// flow action.
+func (s *server) webhookAttempts(one bool) handler {
+	return func(w http.ResponseWriter, r *http.Request, account string) error {
+		if s.cfg.Attempts == nil {
+			return errNotFound
+		}
+		wh, err := s.store.Get(r.Context(), account, r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		if one {
+			return s.writeAttempt(w, r, account, wh.ID)
+		}
+		return s.writeAttempts(w, r, account, wh.ID)
 	}
-	wh, err := s.store.Get(r.Context(), account, r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	return s.writeAttempts(w, r, account, wh.ID)
 }
 
 // writeAttempts answers with a page of the attempts of webhook (a system
@@ -148,18 +155,6 @@ func cursorLinks(r *http.Request, next uint64) collectionLinks {
 		links.Next = &u
 	}
 	return links
-}
-
-// getAttempt serves GET /webhookd/webhooks/{id}/attempts/{attempt_id}.
-func (s *server) getAttempt(w http.ResponseWriter, r *http.Request, account string) error {
-	if s.cfg.Attempts == nil {
-		return errNotFound
-	}
-	wh, err := s.store.Get(r.Context(), account, r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	return s.writeAttempt(w, r, account, wh.ID)
 }
 
 // writeAttempt answers with one attempt of webhook of account.

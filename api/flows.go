@@ -99,14 +99,24 @@ func (s *server) listFlows(w http.ResponseWriter, r *http.Request, account strin
 	return nil
 }
 
-func (s *server) getFlow(w http.ResponseWriter, r *http.Request, account string) error {
-	q, err := parseFlowQuery(r.URL.Query(), true)
+// flowOf is the flow named by r's path, for account, and r's query
+// (definition: whether it may ask for the flow's definition).
+func (s *server) flowOf(r *http.Request, account string, definition bool) (flowQuery, flows.Flow, error) {
+	q, err := parseFlowQuery(r.URL.Query(), definition)
 	if err != nil {
-		return err
+		return q, flows.Flow{}, err
 	}
 	f, err := s.cfg.Flows.Get(r.Context(), account, r.PathValue("id"))
 	if err != nil {
-		return flowErr(err, errFlowNotFound)
+		return q, flows.Flow{}, flowErr(err, errFlowNotFound)
+	}
+	return q, f, nil
+}
+
+func (s *server) getFlow(w http.ResponseWriter, r *http.Request, account string) error {
+	q, f, err := s.flowOf(r, account, true)
+	if err != nil {
+		return err
 	}
 	base := baseURL(r)
 	res := flowResource(base, f, q)
@@ -150,16 +160,12 @@ func (s *server) deleteFlow(w http.ResponseWriter, r *http.Request, account stri
 }
 
 func (s *server) listFlowActions(w http.ResponseWriter, r *http.Request, account string) error {
-	q, err := parseFlowQuery(r.URL.Query(), false)
+	q, f, err := s.flowOf(r, account, false)
 	if err != nil {
 		return err
 	}
-	f, err := s.cfg.Flows.Get(r.Context(), account, r.PathValue("id"))
-	if err != nil {
-		return flowErr(err, errFlowNotFound)
-	}
 	base := baseURL(r)
-	acts, links := paginate(f.Actions, q, base+"/api/flows/"+url.PathEscape(f.ID)+"/flow-actions")
+	acts, links := paginate(f.Actions, q, flowURL(base, f.ID)+"/flow-actions")
 	data := make([]resource, len(acts))
 	for i, a := range acts {
 		data[i] = actionResource(base, f, a)
@@ -291,13 +297,9 @@ func paginate[T any](items []T, q flowQuery, self string) ([]T, collectionLinks)
 
 // listFlowActionIDs is getActionIdsForFlow: the flow's action linkage.
 func (s *server) listFlowActionIDs(w http.ResponseWriter, r *http.Request, account string) error {
-	q, err := parseFlowQuery(r.URL.Query(), false)
+	q, f, err := s.flowOf(r, account, false)
 	if err != nil {
 		return err
-	}
-	f, err := s.cfg.Flows.Get(r.Context(), account, r.PathValue("id"))
-	if err != nil {
-		return flowErr(err, errFlowNotFound)
 	}
 	acts, links := paginate(f.Actions, q, flowURL(baseURL(r), f.ID)+"/relationships/flow-actions")
 	ids := make([]identifier, len(acts))

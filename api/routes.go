@@ -63,10 +63,10 @@ func (s *server) routes() http.Handler {
 		{"GET", "/webhookd/webhooks/{id}/delivery-state", s.auth(s.getDeliveryState)},
 
 		// Extension: the attempt log (attempts.go).
-		{"GET", "/webhookd/webhooks/{id}/attempts", s.auth(s.listAttempts)},
-		{"GET", "/webhookd/webhooks/{id}/attempts/{$}", s.auth(s.listAttempts)},
-		{"GET", "/webhookd/webhooks/{id}/attempts/{attempt_id}", s.auth(s.getAttempt)},
-		{"GET", "/webhookd/webhooks/{id}/attempts/{attempt_id}/{$}", s.auth(s.getAttempt)},
+		{"GET", "/webhookd/webhooks/{id}/attempts", s.auth(s.webhookAttempts(false))},
+		{"GET", "/webhookd/webhooks/{id}/attempts/{$}", s.auth(s.webhookAttempts(false))},
+		{"GET", "/webhookd/webhooks/{id}/attempts/{attempt_id}", s.auth(s.webhookAttempts(true))},
+		{"GET", "/webhookd/webhooks/{id}/attempts/{attempt_id}/{$}", s.auth(s.webhookAttempts(true))},
 		{"GET", "/webhookd/webhooks/{id}/delivery-state/{$}", s.auth(s.getDeliveryState)},
 
 		// Extension: replay a time window, send a test event.

@@ -244,3 +244,20 @@ func FuzzDecodeBundle(f *testing.F) {
 		}
 	})
 }
+
+// A webhook's backlog on its retry subjects counts events, not messages:
+// single copies count one each and a bundle the events its subject says.
+func TestRetriedCountsBundledEvents(t *testing.T) {
+	e := newPfixEnv(t, Config{})
+	rt := newRetrierT(t, e.cfg, e.js, &flagRecorder{})
+	divertBatch(t, e, rt, 7)
+	divertBatch(t, e, rt, 5)
+	if _, err := e.js.Publish(context.Background(), retrySubject(e.w.ID), pfixEvent("single")); err != nil {
+		t.Fatal(err)
+	}
+	x := &extras{cfg: e.cfg, js: e.js}
+	n, err := x.retried(context.Background(), e.w.ID)
+	if err != nil || n != 13 {
+		t.Errorf("retried = %d, %v; want 13 (bundles of 7 and 5, one single copy)", n, err)
+	}
+}

@@ -15,7 +15,8 @@ import (
 
 // Retry subjects (partitioned consumption). A webhook whose request
 // failed, that is backing off, or whose queue fell behind has its events
-// republished on webhookd.retry.<webhook id> in the retry stream and
+// republished, in bundles (bundle.go), on webhookd.retry.<webhook id>.<n>
+// in the retry stream and
 // acknowledged on its partition: its backlog leaves the partition, which
 // goes on at full speed for every other webhook. While the webhook's
 // retrying flag is set (subscriptions.Store.SetRetrying, shared through
@@ -30,9 +31,12 @@ import (
 // retryPrefix is the subject prefix of retry subjects.
 const retryPrefix = "webhookd.retry"
 
-// Headers of a retried event: its original subject, and when the event
-// stream stored it (unix nanoseconds), so a webhook re-enabled since
-// never gets it (a re-enable delivers only new events).
+// Headers of a single retry copy (one event per message, on
+// webhookd.retry.<webhook id>: what versions before bundles wrote, still
+// read): its original subject, and when the event stream stored it (unix
+// nanoseconds), so a webhook re-enabled since never gets it (a re-enable
+// delivers only new events). A bundle keeps the same facts per event in
+// its encoding.
 const (
 	headerOrigin   = "Webhookd-Subject"
 	headerStoredAt = "Webhookd-Stored-At"

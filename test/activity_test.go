@@ -38,17 +38,12 @@ func (e *env) startRecordingReplica() string {
 		e.t.Fatal(err)
 	}
 	w := activity.NewWriter(acfg, js, zerolog.Nop())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	e.t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			e.t.Errorf("activity.Writer.Run: %v", err)
-		}
+	e.runUntilEnd("activity.Writer.Run", func(ctx context.Context) error {
+		err := w.Run(ctx)
 		if n := w.Stats().Dropped.Load() + w.Stats().Failed.Load(); n != 0 {
 			e.t.Errorf("attempt log lost %d attempts (dropped or failed)", n)
 		}
+		return err
 	})
 	e.cfg.Activity = w
 	e.startDispatcher()

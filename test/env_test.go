@@ -69,9 +69,9 @@ func newEnv(t testing.TB, mutate func(*dispatcher.Config)) *env {
 	return e
 }
 
-// startDispatcher starts one more replica with its own NATS and Redis
-// connections, stopped (and drained) when the test ends.
-func (e *env) startDispatcher() *dispatcher.Dispatcher {
+// replicaConns are a replica's own NATS and Redis connections, closed
+// when the test ends (after the replica: cleanups run last first).
+func (e *env) replicaConns() (jetstream.JetStream, *redis.Client) {
 	e.t.Helper()
 	nc, err := nats.Connect(e.nats.ClientURL(), nats.MaxReconnects(-1))
 	if err != nil {
@@ -82,23 +82,39 @@ func (e *env) startDispatcher() *dispatcher.Dispatcher {
 		e.t.Fatal(err)
 	}
 	rdb := redis.NewClient(&redis.Options{Network: "unix", Addr: e.redis.Socket})
+	e.t.Cleanup(func() {
+		rdb.Close()
+		nc.Close()
+	})
+	return js, rdb
+}
+
+// runUntilEnd runs run until the test ends, and fails the test if it
+// returns an error (what names it).
+func (e *env) runUntilEnd(what string, run func(context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	e.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			e.t.Errorf("%s: %v", what, err)
+		}
+	})
+}
+
+// startDispatcher starts one more replica with its own NATS and Redis
+// connections, stopped (and drained) when the test ends.
+func (e *env) startDispatcher() *dispatcher.Dispatcher {
+	e.t.Helper()
+	js, rdb := e.replicaConns()
 	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.WarnLevel).With().
 		Int("replica", len(e.ds)).Timestamp().Logger()
 	d, err := dispatcher.New(e.cfg, js, subscriptions.New(rdb, subscriptions.Config{}), log)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	e.t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			e.t.Errorf("dispatcher.Run: %v", err)
-		}
-		rdb.Close()
-		nc.Close()
-	})
+	e.runUntilEnd("dispatcher.Run", d.Run)
 	e.ds = append(e.ds, d)
 	// The stream exists once any replica created it.
 	waitFor(e.t, 10*time.Second, "the event stream", func() bool {

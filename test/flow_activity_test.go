@@ -44,15 +44,7 @@ func attemptLogAPI(t *testing.T, e *env) (*activity.Writer, string) {
 		t.Fatal(err)
 	}
 	w := activity.NewWriter(acfg, js, zerolog.Nop())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("activity.Writer.Run: %v", err)
-		}
-	})
+	e.runUntilEnd("activity.Writer.Run", w.Run)
 	keys, err := subscriptions.ParseKeys([]string{testKey + "=default", otherKey + "=other"})
 	if err != nil {
 		t.Fatal(err)

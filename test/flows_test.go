@@ -15,9 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/webhookd/webhookd/dispatcher/activity"
@@ -31,32 +28,14 @@ const topicOrder = "event:klaviyo.placed_order"
 // stopped when the test ends.
 func (e *env) startFlows(mutate func(*dflows.Config)) *dflows.Delivery {
 	e.t.Helper()
-	nc, err := nats.Connect(e.nats.ClientURL(), nats.MaxReconnects(-1))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	rdb := redis.NewClient(&redis.Options{Network: "unix", Addr: e.redis.Socket})
+	js, rdb := e.replicaConns()
 	cfg := dflows.Config{AllowInsecureEndpoints: true, IndexPoll: 20 * time.Millisecond, DeliveryTimeout: 2 * time.Second}
 	if mutate != nil {
 		mutate(&cfg)
 	}
 	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.WarnLevel).With().Str("component", "flows").Logger()
 	d := dflows.New(cfg, js, flows.NewStore(rdb), log)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	e.t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			e.t.Errorf("flows Delivery.Run: %v", err)
-		}
-		rdb.Close()
-		nc.Close()
-	})
+	e.runUntilEnd("flows Delivery.Run", d.Run)
 	return d
 }
 

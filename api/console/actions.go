@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/webhookd/webhookd/subscriptions"
 )
 
@@ -154,9 +156,7 @@ func (c *Console) replay(w http.ResponseWriter, r *http.Request, v *viewer) erro
 	if err != nil {
 		return err
 	}
-	c.cfg.Log.Info().Str("webhook_id", wh.ID).Str("account_id", wh.AccountID).Str("replay_id", rp.ID).
-		Str("by", v.bucket()).Msg("console started a replay")
-	http.Redirect(w, r, webhookPath(wh.ID)+"?done=replay", http.StatusSeeOther)
+	c.acted(w, r, v, wh, "replay", "console started a replay", func(e *zerolog.Event) { e.Str("replay_id", rp.ID) })
 	return nil
 }
 
@@ -173,9 +173,7 @@ func (c *Console) cancelReplay(w http.ResponseWriter, r *http.Request, v *viewer
 	if _, err := p.CancelReplay(r.Context(), wh, r.PathValue("rid")); err != nil {
 		return err
 	}
-	c.cfg.Log.Info().Str("webhook_id", wh.ID).Str("account_id", wh.AccountID).Str("replay_id", r.PathValue("rid")).
-		Str("by", v.bucket()).Msg("console cancelled a replay")
-	http.Redirect(w, r, webhookPath(wh.ID)+"?done=cancelled", http.StatusSeeOther)
+	c.acted(w, r, v, wh, "cancelled", "console cancelled a replay", func(e *zerolog.Event) { e.Str("replay_id", r.PathValue("rid")) })
 	return nil
 }
 
@@ -197,10 +195,18 @@ func (c *Console) rotateSecret(w http.ResponseWriter, r *http.Request, v *viewer
 	if err := p.RotateSecret(r.Context(), wh, secret, overlap); err != nil {
 		return err
 	}
-	c.cfg.Log.Info().Str("webhook_id", wh.ID).Str("account_id", wh.AccountID).Int64("overlap_ms", overlap.Milliseconds()).
-		Str("by", v.bucket()).Msg("console started a secret rotation")
-	http.Redirect(w, r, webhookPath(wh.ID)+"?done=secret", http.StatusSeeOther)
+	c.acted(w, r, v, wh, "secret", "console started a secret rotation", func(e *zerolog.Event) { e.Int64("overlap_ms", overlap.Milliseconds()) })
 	return nil
+}
+
+// acted logs, with what, an action v took on wh from the console (more
+// adds its own fields) and sends the browser back to wh's page, which
+// says done.
+func (c *Console) acted(w http.ResponseWriter, r *http.Request, v *viewer, wh subscriptions.Webhook, done, what string, more func(*zerolog.Event)) {
+	e := c.cfg.Log.Info().Str("webhook_id", wh.ID).Str("account_id", wh.AccountID).Str("by", v.bucket())
+	more(e)
+	e.Msg(what)
+	http.Redirect(w, r, webhookPath(wh.ID)+"?done="+done, http.StatusSeeOther)
 }
 
 // rotation is a staged secret rotation as the page shows it: which

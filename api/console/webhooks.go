@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/webhookd/webhookd/subscriptions"
 )
 
@@ -242,9 +244,7 @@ func (c *Console) setEnabled(w http.ResponseWriter, r *http.Request, v *viewer) 
 	if on {
 		done = "enabled"
 	}
-	c.cfg.Log.Info().Str("webhook_id", wh.ID).Str("account_id", wh.AccountID).Bool("enabled", on).
-		Str("by", v.bucket()).Msg("console changed a webhook")
-	http.Redirect(w, r, webhookPath(wh.ID)+"?done="+done, http.StatusSeeOther)
+	c.acted(w, r, v, wh, done, "console changed a webhook", func(e *zerolog.Event) { e.Bool("enabled", on) })
 	return nil
 }
 

@@ -21,7 +21,8 @@ import (
 //   - partitions (the default, 16): durable consumers part_<k> on the
 //     event stream, made with the stream at start-up, and a consumer
 //     rt_<id> on the retry stream for each webhook whose events were
-//     moved to its retry subject webhookd.retry.<id>.
+//     moved to its retry subjects (bundles of n events on
+//     webhookd.retry.<id>.<n>).
 
 // retryStream and retrySubjectPrefix are dispatcher's retry stream
 // (Config.Stream + "_RETRY") and its subjects.

@@ -1,10 +1,6 @@
 package metrics
 
 import (
-	"context"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -22,21 +18,7 @@ func TestActivitySeries(t *testing.T) {
 	w.Record(activity.Attempt{ID: "a"})
 	w.Record(activity.Attempt{ID: "b"}) // the buffer of one is full: dropped
 	m.ObserveActivityLag(3 * time.Millisecond)
-	srv := httptest.NewServer(m.Handler())
-	defer srv.Close()
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, srv.URL+"/metrics", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := scrape(t, m)
 	for _, line := range []string{
 		"webhookd_activity_written_total 0",
 		"webhookd_activity_dropped_total 1",

@@ -18,6 +18,26 @@ import (
 func TestRequestSeries(t *testing.T) {
 	m := New()
 	m.Request(dispatcher.Outcomes[0], 3, 1000, 20*time.Millisecond)
+	b := scrape(t, m)
+	body := string(b)
+	for _, o := range dispatcher.Outcomes {
+		want := 0
+		if o == dispatcher.Outcomes[0] {
+			want = 3
+		}
+		line := `webhookd_request_events_total{outcome="` + o + `"} ` + strconv.Itoa(want)
+		if !strings.Contains(body, line+"\n") {
+			t.Errorf("/metrics lacks %q", line)
+		}
+	}
+	if !strings.Contains(body, "go_goroutines ") {
+		t.Error("/metrics lacks the Go runtime collector")
+	}
+}
+
+// scrape is what m's /metrics serves.
+func scrape(t *testing.T, m *Metrics) []byte {
+	t.Helper()
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
 	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, srv.URL+"/metrics", nil)
@@ -33,18 +53,5 @@ func TestRequestSeries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := string(b)
-	for _, o := range dispatcher.Outcomes {
-		want := 0
-		if o == dispatcher.Outcomes[0] {
-			want = 3
-		}
-		line := `webhookd_request_events_total{outcome="` + o + `"} ` + strconv.Itoa(want)
-		if !strings.Contains(body, line+"\n") {
-			t.Errorf("/metrics lacks %q", line)
-		}
-	}
-	if !strings.Contains(body, "go_goroutines ") {
-		t.Error("/metrics lacks the Go runtime collector")
-	}
+	return b
 }
