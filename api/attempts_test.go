@@ -195,7 +195,7 @@ func TestAttemptFilters(t *testing.T) {
 // Bad parameters get a 400 naming the parameter; nothing is read.
 func TestAttemptsBadParameters(t *testing.T) {
 	e, _, id := attemptsEnv(t)
-	cases := []struct{ query, param, detail string }{
+	cases := []queryRefusal{
 		{"page[size]=101", "page[size]", "1 to 100"},
 		{"page[size]=0", "page[size]", "1 to 100"},
 		{"page[size]=x", "page[size]", "1 to 100"},
@@ -211,20 +211,7 @@ func TestAttemptsBadParameters(t *testing.T) {
 		{"filter=" + url.QueryEscape(`equals(outcome,"failed)`), "filter", "unterminated"},
 		{"filter=" + url.QueryEscape(`and(equals(outcome,"failed");x)`), "filter", "expected , or )"},
 	}
-	for _, tc := range cases {
-		res := e.do("GET", "/webhookd/webhooks/"+id+"/attempts?"+tc.query, keyA, "")
-		if res.status != http.StatusBadRequest {
-			t.Errorf("?%s = %d %s, want 400", tc.query, res.status, res.body)
-			continue
-		}
-		doc := res.doc(t)
-		if p := at(doc, "errors.0.source.parameter"); p != tc.param {
-			t.Errorf("?%s: source.parameter = %v, want %s", tc.query, p, tc.param)
-		}
-		if d, _ := at(doc, "errors.0.detail").(string); !strings.Contains(d, tc.detail) {
-			t.Errorf("?%s: detail %q, want it to mention %q", tc.query, d, tc.detail)
-		}
-	}
+	e.wantQueryRefusals(t, "/webhookd/webhooks/"+id+"/attempts?", cases)
 }
 
 // Another account's webhook, an unknown webhook and an unknown attempt
@@ -259,5 +246,29 @@ func TestAttemptsNotFound(t *testing.T) {
 	}
 	if res := e.do("POST", "/webhookd/webhooks/"+id+"/attempts", keyA, ""); res.status != http.StatusMethodNotAllowed {
 		t.Errorf("POST attempts = %d, want 405", res.status)
+	}
+}
+
+// queryRefusal is a query a list refuses: the parameter its error's
+// source names and what its detail mentions.
+type queryRefusal struct{ query, param, detail string }
+
+// wantQueryRefusals checks that GET prefix+query is a 400 naming the
+// case's parameter and mentioning its detail, for every case.
+func (e *env) wantQueryRefusals(t *testing.T, prefix string, cases []queryRefusal) {
+	t.Helper()
+	for _, tc := range cases {
+		res := e.do("GET", prefix+tc.query, keyA, "")
+		if res.status != http.StatusBadRequest {
+			t.Errorf("?%s = %d %s, want 400", tc.query, res.status, res.body)
+			continue
+		}
+		doc := res.doc(t)
+		if p := at(doc, "errors.0.source.parameter"); p != tc.param {
+			t.Errorf("?%s: source.parameter = %v, want %s", tc.query, p, tc.param)
+		}
+		if d, _ := at(doc, "errors.0.detail").(string); !strings.Contains(d, tc.detail) {
+			t.Errorf("?%s: detail %q, want it to mention %q", tc.query, d, tc.detail)
+		}
 	}
 }

@@ -161,7 +161,7 @@ func TestFlowActionActivityFilters(t *testing.T) {
 
 func TestFlowActionActivityBadParameters(t *testing.T) {
 	e, act := activityEnv(t)
-	cases := []struct{ query, param, detail string }{
+	cases := []queryRefusal{
 		{"page[size]=101", "page[size]", "1 to 100"},
 		{"page[size]=0", "page[size]", "1 to 100"},
 		{"page[cursor]=abc", "page[cursor]", "links.next"},
@@ -171,20 +171,7 @@ func TestFlowActionActivityBadParameters(t *testing.T) {
 		{"filter=" + url.QueryEscape(`any(email,["a@b.c"])`), "filter", `operator "any"`},
 		{"filter=" + url.QueryEscape(`equals(email,"a@b.c"`), "filter", "expected )"},
 	}
-	for _, tc := range cases {
-		res := e.do("GET", "/webhookd/flow-actions/"+act+"/activity?"+tc.query, keyA, "")
-		if res.status != http.StatusBadRequest {
-			t.Errorf("?%s = %d %s, want 400", tc.query, res.status, res.body)
-			continue
-		}
-		doc := res.doc(t)
-		if p := at(doc, "errors.0.source.parameter"); p != tc.param {
-			t.Errorf("?%s: source.parameter = %v, want %s", tc.query, p, tc.param)
-		}
-		if d, _ := at(doc, "errors.0.detail").(string); !strings.Contains(d, tc.detail) {
-			t.Errorf("?%s: detail %q, want it to mention %q", tc.query, d, tc.detail)
-		}
-	}
+	e.wantQueryRefusals(t, "/webhookd/flow-actions/"+act+"/activity?", cases)
 }
 
 // Another account's action and an unknown action are 404; a key is
